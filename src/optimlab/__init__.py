@@ -1,0 +1,29 @@
+"""optimlab: composable, fast PyTorch optimizers, and a lab to choose among them.
+
+>>> import optimlab
+>>> optimizer = optimlab.Adam(model.parameters(), lr=1e-3)            # doctest: +SKIP
+>>> optimizer = optimlab.create("nesterov", model.parameters(), lr=0.1) # doctest: +SKIP
+>>> transform = optimlab.chain(optimlab.clip_by_global_norm(1.0), optimlab.scale_by_adam(),
+...                            optimlab.add_decayed_weights(0.01),
+...                            optimlab.scale_by_learning_rate(3e-4))
+"""
+
+from . import schedules
+from .aliases import (
+    SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, EMAMomentum, NAdam, RAdam, RMSprop,
+    adadelta, adagrad, adam, adamax, adamw, ema_momentum, nadam, radam, rmsprop, sgd,
+)
+from .catalog import create, optimizers
+from .optimizer import Optimizer
+from .tensorlist import TensorList
+from .transform import Transform, chain
+from .transforms import *  # noqa: F403 (the transforms are the public API)
+from .transforms import __all__ as _transforms
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "AdamW", "EMAMomentum", "NAdam", "RAdam", "RMSprop",
+    "adadelta", "adagrad", "adam", "adamax", "adamw", "ema_momentum", "nadam", "radam", "rmsprop", "sgd",
+    "create", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules", *_transforms,
+]

@@ -1,0 +1,112 @@
+"""One training run, measured: curves, time and steps to target, step time, memory, divergence."""
+
+from __future__ import annotations
+
+import math
+import random
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+import optimlab
+
+from .problems import SPLITS, Problem
+
+
+@dataclass
+class RunRecord:
+    """Everything measured in one run. ``diverged_at`` is the step whose loss (or metric) was
+    NaN/inf; such a run is a failure and has no final metric. Times exclude evaluation."""
+
+    problem: str
+    optimizer: str
+    hparams: dict[str, float]
+    seed: int
+    split: str
+    steps: list[int] = field(default_factory=list)  # steps at which the curves were recorded
+    train_loss: list[float] = field(default_factory=list)  # mean training loss since the previous point
+    metric: list[float] = field(default_factory=list)  # held-out metric at those steps
+    steps_to_target: int | None = None
+    time_to_target: float | None = None
+    train_time: float = 0.0
+    mean_step_time: float = 0.0
+    state_mb: float = 0.0  # optimizer state, megabytes
+    peak_rss_mb: float = 0.0  # peak resident memory of the process so far, megabytes
+    diverged_at: int | None = None
+    trajectory: list[list[float]] | None = None  # 2-D problems: the point after every step
+
+    @property
+    def failed(self) -> bool:
+        return self.diverged_at is not None
+
+    @property
+    def final_metric(self) -> float:
+        return math.nan if self.failed or not self.metric else self.metric[-1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunRecord":
+        return cls(**data)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _state_megabytes(optimizer: torch.optim.Optimizer) -> float:
+    tensors = [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def run(problem: Problem, optimizer: str, hparams: dict[str, float], seed: int, split: str) -> RunRecord:
+    """Train ``problem`` with ``optimlab.create(optimizer, ..., **hparams)`` for its step budget.
+
+    A non-finite loss or metric ends the run and is recorded in ``diverged_at``; it is not raised.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    seed_everything(seed)
+    spec = problem.spec
+    task = problem.build(seed, split)
+    opt = optimlab.create(optimizer, task.model.parameters(), **hparams)
+    record = RunRecord(problem=spec.name, optimizer=optimizer, hparams=dict(hparams), seed=seed, split=split,
+                       trajectory=[task.position()] if task.position else None)
+    loss_sum, loss_count = 0.0, 0
+    for step in range(1, spec.steps + 1):
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = task.train_loss(step)
+        loss.backward()
+        opt.step()
+        loss_value = loss.item()
+        record.train_time += time.perf_counter() - start
+        if task.position:
+            record.trajectory.append(task.position())
+        if not math.isfinite(loss_value):
+            record.diverged_at = step
+            break
+        loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
+        if step % spec.eval_every and step != spec.steps:
+            continue
+        value = task.evaluate()
+        if not math.isfinite(value):
+            record.diverged_at = step
+            break
+        record.steps.append(step)
+        record.train_loss.append(loss_sum / loss_count)
+        record.metric.append(value)
+        loss_sum, loss_count = 0.0, 0
+        if record.steps_to_target is None and spec.reached(value):
+            record.steps_to_target, record.time_to_target = step, record.train_time
+    completed = record.diverged_at or spec.steps
+    record.mean_step_time = record.train_time / completed
+    record.state_mb = _state_megabytes(opt)
+    record.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return record

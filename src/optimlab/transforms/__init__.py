@@ -1,0 +1,30 @@
+"""Gradient transformations: the building blocks every optimizer is chained from."""
+
+from .adadelta import scale_by_adadelta
+from .adagrad import scale_by_adagrad
+from .adam import scale_by_adam
+from .adamax import scale_by_adamax
+from .basic import add_decayed_weights, maximize, scale_by_inverse_time_decay, scale_by_learning_rate
+from .clipping import clip_by_global_norm, clip_by_value
+from .momentum import ema, trace
+from .nadam import scale_by_nadam
+from .radam import scale_by_radam
+from .rms import scale_by_rms
+
+__all__ = [
+    "add_decayed_weights",
+    "clip_by_global_norm",
+    "clip_by_value",
+    "ema",
+    "maximize",
+    "scale_by_adadelta",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_inverse_time_decay",
+    "scale_by_learning_rate",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rms",
+    "trace",
+]

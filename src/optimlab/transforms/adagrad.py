@@ -1,0 +1,50 @@
+"""Adagrad's per-coordinate scaling."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import checks
+from ..transform import Transform
+
+
+class scale_by_adagrad(Transform):
+    r"""Divide by the root of the summed squared gradients (Duchi, Hazan & Singer 2011,
+    "Adaptive Subgradient Methods for Online Learning and Stochastic Optimization"):
+
+    .. math:: G_t = G_{t-1} + g_t^2, \quad G_0 = G_{\text{init}}, \qquad
+              u \leftarrow g_t / (\sqrt{G_t} + \epsilon).
+
+    Hyperparameters ``initial_accumulator_value`` (:math:`G_{\text{init}}`, default 0;
+    TensorFlow's Adagrad starts at 0.1) and ``eps`` (default 1e-10), torch.optim's.
+    Sparse gradients update only the rows they touch, as torch.optim.Adagrad does.
+    """
+
+    checks = {"initial_accumulator_value": checks.non_negative, "eps": checks.positive}
+    state_keys = ("sum",)
+    supports_sparse = True
+
+    def __init__(self, initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
+        super().__init__(initial_accumulator_value=initial_accumulator_value, eps=eps)
+
+    def init(self, params, hyperparams):
+        return {"sum": params.full_like(hyperparams["initial_accumulator_value"])}
+
+    def update(self, updates, state, params, hyperparams, step):
+        eps = hyperparams["eps"]
+        accumulator = state["sum"]
+        if updates.is_sparse:
+            return updates.wrap(
+                [_sparse_step(g, s, eps) for g, s in zip(updates, accumulator)]
+            )
+        accumulator.addcmul_(updates, updates, value=1)
+        return updates / accumulator.sqrt().add_(eps)
+
+
+def _sparse_step(grad: torch.Tensor, accumulator: torch.Tensor, eps: float) -> torch.Tensor:
+    """The dense step restricted to the gradient's nonzero rows."""
+    grad = grad.coalesce()
+    indices, values = grad._indices(), grad._values()
+    accumulator.add_(torch.sparse_coo_tensor(indices, values.pow(2), grad.shape))
+    std = accumulator.sparse_mask(grad)._values().sqrt_().add_(eps)
+    return torch.sparse_coo_tensor(indices, values / std, grad.shape)

@@ -1,0 +1,60 @@
+"""Adam's bias-corrected moment scaling, and the moment updates its variants share."""
+
+from __future__ import annotations
+
+import math
+
+from .. import checks
+from ..tensorlist import TensorList
+from ..transform import State, Transform
+
+
+def update_moments(state: State, updates: TensorList, betas: tuple[float, float]) -> tuple[TensorList, TensorList]:
+    r"""Adam's moving averages, in place: :math:`m \leftarrow \beta_1 m + (1-\beta_1) g`,
+    :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`. Returns ``(m, v)``."""
+    beta1, beta2 = betas
+    exp_avg = state["exp_avg"].lerp_(updates, 1 - beta1)
+    exp_avg_sq = state["exp_avg_sq"].mul_(beta2).addcmul_(updates, updates, value=1 - beta2)
+    return exp_avg, exp_avg_sq
+
+
+def init_moments(params: TensorList) -> State:
+    return {"exp_avg": params.zeros_like(), "exp_avg_sq": params.zeros_like()}
+
+
+class scale_by_adam(Transform):
+    r"""Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"):
+
+    .. math:: m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+              v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \quad
+              u \leftarrow \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}.
+
+    With ``amsgrad`` (Reddi, Kale & Kumar 2018, "On the Convergence of Adam and Beyond")
+    :math:`v_t` in the denominator is replaced by :math:`\max_{s \le t} v_s`.
+    Both moments are bias-corrected (seed 004 omits it). Defaults (torch.optim.Adam's):
+    ``betas=(0.9, 0.999)``, ``eps=1e-8``, ``amsgrad=False``.
+    """
+
+    checks = {"betas": checks.betas, "eps": checks.positive, "amsgrad": checks.boolean}
+    state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def __init__(self, betas=(0.9, 0.999), eps: float = 1e-8, amsgrad: bool = False) -> None:
+        super().__init__(betas=betas, eps=eps, amsgrad=amsgrad)
+
+    def init(self, params, hyperparams):
+        state = init_moments(params)
+        if hyperparams["amsgrad"]:
+            state["max_exp_avg_sq"] = params.zeros_like()
+        return state
+
+    def update(self, updates, state, params, hyperparams, step):
+        beta1, beta2 = hyperparams["betas"]
+        exp_avg, exp_avg_sq = update_moments(state, updates, (beta1, beta2))
+        if hyperparams["amsgrad"]:
+            if "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = params.zeros_like()
+            exp_avg_sq = state["max_exp_avg_sq"].maximum_(exp_avg_sq)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(hyperparams["eps"])
+        return (exp_avg / bias_correction1).div_(denom)

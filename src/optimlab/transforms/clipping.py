@@ -1,0 +1,44 @@
+"""Gradient clipping."""
+
+from __future__ import annotations
+
+from .. import checks
+from ..transform import Transform
+
+
+class clip_by_global_norm(Transform):
+    r"""Rescale so the global norm is at most ``max_norm``:
+    :math:`u \leftarrow u \cdot \min(1, c / (\lVert u \rVert_2 + 10^{-6}))`.
+
+    The norm is over all tensors updated together (a param group), as
+    ``torch.nn.utils.clip_grad_norm_`` computes it over the tensors it is given
+    (Pascanu, Mikolov & Bengio 2013, "On the difficulty of training RNNs").
+    No default for ``max_norm``.
+    """
+
+    checks = {"max_norm": checks.positive}
+
+    def __init__(self, max_norm: float) -> None:
+        super().__init__(max_norm=max_norm)
+
+    def update(self, updates, state, params, hyperparams, step):
+        norm = updates.global_norm()
+        scale = (hyperparams["max_norm"] / (norm + 1e-6)).clamp(max=1.0)
+        return updates * scale
+
+
+class clip_by_value(Transform):
+    r"""Clamp each element: :math:`u \leftarrow \operatorname{clip}(u, -c, c)`.
+
+    As ``torch.nn.utils.clip_grad_value_``. No default for ``clip_value``.
+    """
+
+    checks = {"clip_value": checks.positive}
+    supports_sparse = False
+
+    def __init__(self, clip_value: float) -> None:
+        super().__init__(clip_value=clip_value)
+
+    def update(self, updates, state, params, hyperparams, step):
+        limit = hyperparams["clip_value"]
+        return updates.clamp_min(-limit).clamp_max_(limit)

@@ -1,0 +1,79 @@
+"""Momentum: heavy-ball (with Nesterov's variant) and the exponential moving average."""
+
+from __future__ import annotations
+
+from .. import checks
+from ..transform import Transform
+
+
+class trace(Transform):
+    r"""Heavy-ball momentum, torch.optim.SGD's form (Polyak 1964; Sutskever et al. 2013):
+
+    .. math::
+        v_1 = u_1, \qquad v_t = \mu v_{t-1} + (1 - d)\,u_t, \qquad
+        u \leftarrow v_t \ \text{or, with Nesterov,}\ u_t + \mu v_t .
+
+    Hyperparameters ``momentum`` (:math:`\mu`, default 0: no buffer is kept),
+    ``dampening`` (:math:`d`, default 0), ``nesterov`` (default False; needs
+    :math:`\mu > 0` and :math:`d = 0`). Followed by ``scale_by_learning_rate`` this is
+    ``v = mu*v + g; p = p - lr*v``, the update that seed 000 gets wrong.
+    """
+
+    checks = {
+        "momentum": checks.non_negative,
+        "dampening": checks.non_negative,
+        "nesterov": checks.boolean,
+    }
+    state_keys = ("momentum_buffer",)
+    supports_sparse = True
+
+    def __init__(self, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(momentum=momentum, dampening=dampening, nesterov=nesterov)
+
+    def validate(self, hyperparams):
+        super().validate(hyperparams)
+        momentum = hyperparams.get("momentum", 0.0)
+        dampening = hyperparams.get("dampening", 0.0)
+        if hyperparams.get("nesterov", False) and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                "nesterov=True requires momentum > 0 and dampening = 0, "
+                f"got momentum={momentum!r}, dampening={dampening!r}"
+            )
+
+    def update(self, updates, state, params, hyperparams, step):
+        momentum = hyperparams["momentum"]
+        if momentum == 0:
+            return updates
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = updates.clone()
+        else:
+            state["momentum_buffer"].mul_(momentum).add_(updates, alpha=1 - hyperparams["dampening"])
+        velocity = state["momentum_buffer"]
+        if hyperparams["nesterov"]:
+            return updates.add(velocity, alpha=momentum)
+        return velocity
+
+
+class ema(Transform):
+    r"""Momentum as an exponential moving average of the updates (seed 002's form):
+
+    .. math:: v_0 = 0, \qquad v_t = \beta v_{t-1} + (1 - \beta)\,u_t, \qquad u \leftarrow v_t .
+
+    Unlike `trace`, the first step is damped too (:math:`v_1 = (1-\beta)u_1`), and the
+    step size is independent of :math:`\beta` in steady state (an EMA, not a sum).
+    Hyperparameter ``momentum`` (:math:`\beta`), default 0.9, in [0, 1).
+    This is Adam's first moment without bias correction.
+    """
+
+    checks = {"momentum": checks.decay_rate}
+    state_keys = ("ema",)
+
+    def __init__(self, momentum: float = 0.9) -> None:
+        super().__init__(momentum=momentum)
+
+    def init(self, params, hyperparams):
+        return {"ema": params.zeros_like()}
+
+    def update(self, updates, state, params, hyperparams, step):
+        beta = hyperparams["momentum"]
+        return state["ema"].mul_(beta).add_(updates, alpha=1 - beta)

@@ -19,8 +19,10 @@ class scale_by_nadam(Transform):
 
     with :math:`m_t, v_t` Adam's moments. Defaults (torch.optim.NAdam's):
     ``betas=(0.9, 0.999)``, ``eps=1e-8``, ``momentum_decay=4e-3`` (:math:`\psi`);
-    the alias's ``lr`` is 2e-3. The product of the :math:`\mu_i` is kept as state (in
-    float64) so that changing ``betas`` mid-run behaves as in torch.optim.
+    the alias's ``lr`` is 2e-3. The product of the :math:`\mu_i` is kept as state, a 0-d
+    tensor of the parameter's dtype (torch.optim keeps it in the default dtype, and casts it
+    to the parameter's dtype when loading a state_dict), so that changing ``betas`` mid-run
+    behaves as in torch.optim.
     """
 
     checks = {"betas": checks.betas, "eps": checks.positive, "momentum_decay": checks.non_negative}
@@ -32,7 +34,7 @@ class scale_by_nadam(Transform):
     def init(self, params, hyperparams):
         state = init_moments(params)
         state["mu_product"] = params.wrap(
-            [torch.ones((), dtype=torch.float64, device=p.device) for p in params]
+            [torch.ones((), dtype=p.dtype, device=p.device) for p in params]
         )
         return state
 

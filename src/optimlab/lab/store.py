@@ -1,0 +1,112 @@
+"""The sweep's store: Optuna studies in an RDB (SQLite file by default, or e.g. PostgreSQL).
+
+One study per (problem, optimizer, stage): stage "tune" holds the learning-rate search on the
+validation split, stage "seeds" the reruns of the best setting on the test split. Each finished
+trial carries its full `RunRecord` as the user attribute "run", so a report can be rebuilt from
+the store alone. Study user attributes hold the problem's spec and the trial budget.
+
+Interrupted trials: workers send Optuna heartbeats; a RUNNING trial whose heartbeat stopped
+(its process was killed) is failed after `GRACE_PERIOD` seconds and re-queued with the same
+parameters. A trial only counts as done when it finished *and* carries its record.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+import zlib
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from .problems import ProblemSpec
+from .runner import RunRecord
+
+STAGES = ("tune", "seeds")
+HEARTBEAT_INTERVAL = 1  # seconds
+GRACE_PERIOD = 4  # seconds without heartbeat before a RUNNING trial is declared dead
+SAMPLERS = ("qmc", "tpe")
+RUN_ATTR = "run"
+
+optuna.logging.set_verbosity(logging.ERROR)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def default_storage(out_dir: str | Path) -> str:
+    return f"sqlite:///{Path(out_dir).resolve() / 'optimlab.db'}"
+
+
+def open_storage(url: str) -> RDBStorage:
+    if "://" not in url:
+        raise ValueError(f"storage must be a database URL such as sqlite:///sweep.db or "
+                         f"postgresql://user@host/db, got {url!r}")
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
+                      grace_period=GRACE_PERIOD,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+
+
+def study_name(problem: str, optimizer: str, stage: str) -> str:
+    return f"{problem}/{optimizer}/{stage}"
+
+
+def parse_study_name(name: str) -> tuple[str, str, str] | None:
+    parts = name.split("/")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[2] in STAGES else None
+
+
+def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Deterministic samplers: scrambled Halton points (even coverage, good for small budgets,
+    resumable because point k depends only on k) or TPE (adaptive, for larger budgets)."""
+    if kind == "qmc":
+        return optuna.samplers.QMCSampler(qmc_type="halton", scramble=True, seed=seed,
+                                          independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                                          warn_independent_sampling=False, warn_asynchronous_seeding=False)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {kind!r}")
+
+
+def open_study(storage: RDBStorage, spec: ProblemSpec, optimizer: str, stage: str, *, budget: int,
+               sampler: str = "qmc", sampler_seed: int = 0) -> optuna.Study:
+    name = study_name(spec.name, optimizer, stage)
+    study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
+                                direction="maximize" if spec.higher_is_better else "minimize",
+                                sampler=make_sampler(sampler, sampler_seed + zlib.crc32(name.encode())))
+    wanted = {"problem": spec.to_dict(), "optimizer": optimizer, "stage": stage, "budget": budget}
+    for key, value in wanted.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    return study
+
+
+def record_of(trial: FrozenTrial) -> RunRecord | None:
+    data = trial.user_attrs.get(RUN_ATTR)
+    return RunRecord.from_dict(data) if data is not None else None
+
+
+def done_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Finished trials with a stored record (COMPLETE, or FAIL for a diverged run), by trial number."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+    return sorted((t for t in trials if RUN_ATTR in t.user_attrs), key=lambda t: t.number)
+
+
+def pending_trials(study: optuna.Study) -> tuple[int, int]:
+    """(running, waiting) trial counts, after failing and re-queueing trials of dead workers."""
+    optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return running, len(trials) - running
+
+
+def best_trial(done: list[FrozenTrial], higher_is_better: bool) -> FrozenTrial | None:
+    """The best completed trial among ``done`` (first one on ties); None if all failed."""
+    completed = [t for t in done if t.state == TrialState.COMPLETE]
+    if not completed:
+        return None
+    sign = -1 if higher_is_better else 1
+    return min(completed, key=lambda t: (sign * t.value, t.number))

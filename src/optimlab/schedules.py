@@ -24,7 +24,7 @@ class Schedule:
 
 @dataclass(frozen=True)
 class constant(Schedule):
-    """:math:`\eta_t = \eta`."""
+    r""":math:`\eta_t = \eta`."""
 
     value: float
 

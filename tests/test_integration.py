@@ -1,0 +1,117 @@
+"""optimlab in torch's machinery (AMP, torch.compile, DDP, FSDP), each against torch.optim."""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import optimlab
+
+
+def _mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+
+
+def _max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_grad_scaler_with_bfloat16_autocast_matches_torch():
+    reference, model = _mlp(), _mlp()
+    pairs = [
+        (reference, torch.optim.Adam(reference.parameters(), lr=1e-2), torch.amp.GradScaler("cpu")),
+        (model, optimlab.Adam(model.parameters(), lr=1e-2), torch.amp.GradScaler("cpu")),
+    ]
+    x, y = torch.randn(64, 8), torch.randn(64, 1)
+    for _ in range(30):
+        for net, optimizer, scaler in pairs:
+            optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = torch.nn.functional.mse_loss(net(x).float(), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+    assert pairs[0][2].get_scale() == pairs[1][2].get_scale()
+    assert _max_difference(reference, model) < 1e-5  # float32 rounding of two op orders
+
+
+def test_grad_scaler_skips_the_step_on_inf():
+    model = _mlp()
+    optimizer = optimlab.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scaler = torch.amp.GradScaler("cpu")
+    before = copy.deepcopy(model)
+    loss = model(torch.full((4, 8), float("inf"))).sum()
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    assert _max_difference(before, model) == 0
+    assert not optimizer.state  # a skipped step creates no state
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager():
+    eager, compiled = _mlp(), _mlp()
+    eager_optimizer = optimlab.AdamW(eager.parameters(), lr=1e-2)
+    compiled_optimizer = optimlab.AdamW(compiled.parameters(), lr=1e-2)
+    compiled_step = torch.compile(compiled_optimizer.step)
+    x, y = torch.randn(32, 8), torch.randn(32, 1)
+    for _ in range(5):
+        for net, optimizer, step in ((eager, eager_optimizer, eager_optimizer.step), (compiled, compiled_optimizer, compiled_step)):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            step()
+    assert _max_difference(eager, compiled) < 1e-6
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _distributed_worker(rank: int, world_size: int, port: int, wrapper: str, results: dict) -> None:
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    torch.set_num_threads(1)
+    final = {}
+    for name, factory in (("torch", torch.optim.Adam), ("optimlab", optimlab.Adam)):
+        model = _mlp()
+        if wrapper == "fsdp":
+            from torch.distributed.fsdp import fully_shard
+
+            fully_shard(model)
+        else:
+            model = torch.nn.parallel.DistributedDataParallel(model)
+        optimizer = factory(model.parameters(), lr=1e-2, weight_decay=0.01)
+        data = torch.Generator().manual_seed(rank)  # each rank sees its own batches
+        for _ in range(10):
+            x, y = torch.randn(16, 8, generator=data), torch.randn(16, 1, generator=data)
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+        final[name] = [
+            (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().clone()
+            for v in model.state_dict().values()
+        ]
+    results[rank] = final
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrapper", ["ddp", "fsdp"])
+def test_distributed_training_matches_torch(wrapper):
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_distributed_worker, args=(2, _free_port(), wrapper, results), nprocs=2)
+        results = dict(results)
+    for rank in (0, 1):
+        for ours, theirs in zip(results[rank]["optimlab"], results[rank]["torch"]):
+            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+        for ours, rank0 in zip(results[rank]["optimlab"], results[0]["optimlab"]):
+            assert torch.equal(ours, rank0)  # replicas stay identical

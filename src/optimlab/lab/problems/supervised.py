@@ -26,12 +26,13 @@ class Recipe:
     model: Callable[[], nn.Module]
     loss: Callable[[nn.Module, Batch], torch.Tensor]
     metric: Callable[[nn.Module, Batch], float]
+    eval_size: int | None = EVAL_SIZE  # held-out examples judged per evaluation; None for all
 
 
 def supervised_task(recipe: Recipe, batch_size: int, seed: int, split: str) -> Task:
     """Build a task: model initialised from ``seed``, minibatches drawn with replacement from ``seed``."""
     train, held = recipe.splits().for_split(split)
-    held = tuple(t[:EVAL_SIZE] for t in held)
+    held = tuple(t[: recipe.eval_size] for t in held)
     torch.manual_seed(seed)
     model = recipe.model()
     batches = torch.Generator().manual_seed(seed)
@@ -194,13 +195,13 @@ def _mlp_mnist1d(batchnorm: bool, l2: float) -> Problem:
                    + (f" with L2 penalty {l2:g}" if l2 else "") + " on MNIST-1D")
     recipe = Recipe(splits=data.mnist1d, model=lambda: mlp(40, 128, 10, batchnorm),
                     loss=with_l2(_cross_entropy, l2) if l2 else _cross_entropy, metric=_accuracy)
-    return supervised_problem(_spec(name, description, "accuracy", True, 0.60, 1500, 128), recipe)
+    return supervised_problem(_spec(name, description, "accuracy", True, 0.60, 1000, 128), recipe)
 
 
 PROBLEMS = (
     supervised_problem(
         _spec("noisy_quadratic", "DeepOBS quadratic_deep: 100-D noisy quadratic, eigenvalues in [0,1] and [30,60]",
-              "loss", False, 250.0, 500, 128),
+              "loss", False, 285.0, 500, 128),
         Recipe(splits=lambda: data.noisy_quadratic()[0], model=lambda: _Theta(100),
                loss=_quadratic_loss, metric=lambda m, b: _quadratic_loss(m, b).item())),
     supervised_problem(

@@ -1,0 +1,15 @@
+"""The lab: compare optimizers on real problems, fairly, with plots and a report.
+
+Needs the ``lab`` extras (optuna, matplotlib, scikit-learn, mnist1d, typer, rich);
+``import optimlab`` alone never imports this package.
+"""
+
+from .compare import compare
+from .problems import PROBLEMS, SUITES, Problem, ProblemSpec, get_problem
+from .report import report, write_report
+from .results import Results, load_results
+from .runner import RunRecord, run
+from .sweep import Plan, run_parallel
+
+__all__ = ["PROBLEMS", "SUITES", "Plan", "Problem", "ProblemSpec", "Results", "RunRecord", "compare",
+           "get_problem", "load_results", "report", "run", "run_parallel", "write_report"]

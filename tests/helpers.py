@@ -1,0 +1,89 @@
+"""Small models, training loops and comparisons shared by the optimizer tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+PARITY_STEPS = 200
+PARITY_RTOL = 1e-10
+
+_X = torch.randn(16, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+_Y = torch.randn(16, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+
+class MLP(nn.Module):
+    """4 -> 6 -> 2 with tanh; ``dtypes`` gives each layer's dtype (mixed dtypes allowed)."""
+
+    def __init__(self, dtypes=(torch.float64, torch.float64), seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.first = nn.Linear(4, 6).to(dtypes[0])
+        self.second = nn.Linear(6, 2).to(dtypes[1])
+
+    def forward(self, x):
+        hidden = torch.tanh(self.first(x.to(self.first.weight.dtype)))
+        return self.second(hidden.to(self.second.weight.dtype))
+
+    def loss(self, maximize: bool = False):
+        loss = (self(_X) - _Y.to(self.second.weight.dtype)).pow(2).mean().to(torch.float64)
+        return -loss if maximize else loss
+
+
+def param_groups(model: MLP, sample: dict[str, Any], extra: dict[str, Any] | None = None) -> list[dict]:
+    """Two groups: the first layer with the sample's options (the constructor's defaults),
+    the second with half the learning rate, its own weight decay and ``extra`` options."""
+    second = {"params": list(model.second.parameters()), "weight_decay": 0.03, **(extra or {})}
+    lr = sample.get("lr")
+    if isinstance(lr, (int, float)):
+        second["lr"] = lr * 0.5
+    return [{"params": list(model.first.parameters())}, second]
+
+
+def train(model: MLP, optimizer, steps: int, maximize: bool = False, scheduler=None,
+          hook: Callable[[int], None] | None = None) -> None:
+    for i in range(steps):
+        if hook is not None:
+            hook(i)
+        optimizer.zero_grad()
+        model.loss(maximize).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def params_of(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def max_rel_diff(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> float:
+    """max over elements of |a - e| / |e| (elements with e == 0 compare absolutely)."""
+    worst = 0.0
+    for a, e in zip(actual, expected, strict=True):
+        assert a.shape == e.shape and a.dtype == e.dtype
+        diff = (a - e).abs()
+        scale = e.abs()
+        rel = torch.where(scale > 0, diff / torch.where(scale > 0, scale, 1), diff)
+        worst = max(worst, rel.max().item())
+    return worst
+
+
+def assert_close(actual, expected, rtol: float, what: str = "") -> float:
+    worst = max_rel_diff(actual, expected)
+    assert worst <= rtol, f"{what}: max relative difference {worst:.3e} > {rtol:.0e}"
+    return worst
+
+
+def twins(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    return model, copy.deepcopy(model)
+
+
+# Worst parity difference per test, printed at the end of the session (see conftest).
+PARITY_LOG: dict[str, float] = {}
+
+
+def record(key: str, value: float) -> None:
+    PARITY_LOG[key] = max(PARITY_LOG.get(key, 0.0), value)

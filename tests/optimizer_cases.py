@@ -1,0 +1,280 @@
+"""The one registry of optimizers that drives the optimizer test suite.
+
+Every test module is parametrized from `CASES`: adding an optimizer to optimlab is tested
+by adding one `Case` here (and, for a new algorithm, one formula to
+``reference_numpy.py``).
+
+A `Case` holds, for one name of `optimlab.create`:
+
+* ``cls``/``preset``: the optimlab class and the keyword arguments the name implies;
+* ``torch_cls``/``torch_preset``: the torch.optim twin (None when torch has none);
+* ``samples``: keyword-argument dicts that together cover every option of the algorithm
+  (each is the constructor's defaults; the parity tests give the second param group
+  ``group2`` overrides on top, so groups differ);
+* ``reference``: the float64 NumPy step (``reference_numpy.py``), written from the papers;
+* ``errors``: ``(kwargs, message regex)`` pairs that must raise ValueError;
+* ``quadratic``/``rosenbrock``: ``(kwargs, steps, tolerance)`` convergence budgets;
+* ``supports_sparse``/``supports_complex``.
+
+Convergence budgets (distance to the known minimizer after ``steps`` steps; the
+quadratic is 10-D with condition number 100, minimizer ``X_STAR_QUADRATIC``, start at
+the origin; Rosenbrock 2-D from (-1.2, 1), minimizer (1, 1)):
+
+==================  ===============================  ====================================
+name                quadratic (kwargs, steps, tol)   rosenbrock (kwargs, steps, tol)
+==================  ===============================  ====================================
+(see `CASES` below; the table is the code, printed by ``pytest -s tests/test_convergence.py``)
+==================  ===============================  ====================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+import optimlab
+import reference_numpy as ref
+
+LR_NEG = ({"lr": -1}, r"lr must be >= 0, got -1\b")
+LR_NAN = ({"lr": float("nan")}, r"lr must be finite, got nan")
+LR_INF = ({"lr": float("inf")}, r"lr must be finite, got inf")
+WD_NEG = ({"weight_decay": -0.1}, r"weight_decay must be >= 0, got -0.1")
+EPS_ZERO = ({"eps": 0.0}, r"eps must be > 0, got 0.0")
+EPS_NEG = ({"eps": -1e-8}, r"eps must be > 0, got -1e-08")
+EPS_INF = ({"eps": float("inf")}, r"eps must be finite, got inf")
+BETA1_ONE = ({"betas": (1.0, 0.999)}, r"betas\[0\] must be in \[0, 1\), got 1.0")
+BETA2_NEG = ({"betas": (0.9, -0.1)}, r"betas\[1\] must be in \[0, 1\), got -0.1")
+BETA2_BIG = ({"betas": (0.9, 1.5)}, r"betas\[1\] must be in \[0, 1\), got 1.5")
+BETAS_SHAPE = ({"betas": (0.9,)}, r"betas must be a pair \(beta1, beta2\), got \(0.9,\)")
+MAXIMIZE_BAD = ({"maximize": 1}, r"maximize must be True or False, got 1")
+COMMON_ERRORS = [LR_NEG, LR_NAN, LR_INF, WD_NEG, MAXIMIZE_BAD]
+ADAM_ERRORS = COMMON_ERRORS + [EPS_ZERO, EPS_NEG, EPS_INF, BETA1_ONE, BETA2_NEG, BETA2_BIG, BETAS_SHAPE]
+SGD_ERRORS = COMMON_ERRORS + [
+    ({"momentum": -0.5}, r"momentum must be >= 0, got -0.5"),
+    ({"dampening": -0.5}, r"dampening must be >= 0, got -0.5"),
+    ({"nesterov": True, "momentum": 0.0}, r"nesterov=True requires momentum > 0 and dampening = 0, got momentum=0.0"),
+    ({"nesterov": True, "momentum": 0.9, "dampening": 0.1},
+     r"nesterov=True requires momentum > 0 and dampening = 0, got momentum=0.9, dampening=0.1"),
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    cls: type
+    reference: Callable
+    samples: list[dict[str, Any]]
+    errors: list[tuple[dict[str, Any], str]]
+    quadratic: tuple[dict[str, Any], int, float]
+    rosenbrock: tuple[dict[str, Any], int, float]
+    preset: dict[str, Any] = field(default_factory=dict)
+    torch_cls: type | None = None
+    torch_preset: dict[str, Any] = field(default_factory=dict)
+    group2: dict[str, Any] = field(default_factory=dict)  # extra options of param group 2
+    supports_sparse: bool = False
+    supports_complex: bool = True
+
+    def make(self, params, **kwargs) -> optimlab.Optimizer:
+        return self.cls(params, **{**self.preset, **kwargs})
+
+    def make_torch(self, params, **kwargs) -> torch.optim.Optimizer:
+        return self.torch_cls(params, **{**self.torch_preset, **kwargs})
+
+    def hyperparams(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Every hyperparameter the sample runs with: class defaults, preset, sample."""
+        import inspect
+
+        defaults = {
+            k: v.default
+            for k, v in inspect.signature(self.cls.__init__).parameters.items()
+            if v.default is not inspect.Parameter.empty and k not in ("foreach", "differentiable", "fused", "capturable")
+        }
+        return {**defaults, **self.preset, **sample}
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def sample_id(sample: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sample.items()) or "defaults"
+
+
+CASES: list[Case] = [
+    Case(
+        "gd", optimlab.SGD, ref.sgd,
+        samples=[{"lr": 0.05}, {"lr": 0.05, "weight_decay": 0.01}, {"lr": 0.05, "maximize": True}],
+        errors=COMMON_ERRORS,
+        torch_cls=torch.optim.SGD, supports_sparse=True,
+        quadratic=({"lr": 0.019}, 1500, 1e-6),
+        rosenbrock=({"lr": 1.5e-3}, 20000, 1e-2),
+    ),
+    Case(
+        "sgd", optimlab.SGD, ref.sgd,
+        samples=[
+            {"lr": 0.05, "momentum": 0.9},
+            {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01},
+            {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.02},
+            {"lr": 0.05, "momentum": 0.5, "maximize": True},
+        ],
+        errors=SGD_ERRORS,
+        torch_cls=torch.optim.SGD, supports_sparse=True,
+        quadratic=({"lr": 0.01, "momentum": 0.9}, 600, 1e-6),
+        rosenbrock=({"lr": 5e-4, "momentum": 0.9}, 6000, 1e-3),
+    ),
+    Case(
+        "momentum", optimlab.SGD, ref.sgd, preset={"momentum": 0.9},
+        samples=[{"lr": 0.02}, {"lr": 0.02, "momentum": 0.7, "dampening": 0.1, "weight_decay": 0.01}],
+        errors=SGD_ERRORS,
+        torch_cls=torch.optim.SGD, torch_preset={"momentum": 0.9}, supports_sparse=True,
+        quadratic=({"lr": 0.01}, 600, 1e-6),
+        rosenbrock=({"lr": 5e-4}, 6000, 1e-3),
+    ),
+    Case(
+        "ema_momentum", optimlab.EMAMomentum, ref.ema_momentum,
+        samples=[{"lr": 0.05}, {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.01}, {"lr": 0.05, "maximize": True}],
+        errors=COMMON_ERRORS + [
+            ({"momentum": -0.1}, r"momentum must be in \[0, 1\), got -0.1"),
+            ({"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
+        ],
+        quadratic=({"lr": 0.1}, 600, 1e-6),
+        rosenbrock=({"lr": 5e-3}, 6000, 1e-3),
+    ),
+    Case(
+        "nesterov", optimlab.SGD, ref.sgd, preset={"momentum": 0.9, "nesterov": True},
+        samples=[{"lr": 0.02}, {"lr": 0.02, "momentum": 0.5, "weight_decay": 0.01, "maximize": True}],
+        errors=SGD_ERRORS,
+        torch_cls=torch.optim.SGD, torch_preset={"momentum": 0.9, "nesterov": True}, supports_sparse=True,
+        quadratic=({"lr": 0.01}, 600, 1e-6),
+        rosenbrock=({"lr": 5e-4}, 6000, 1e-3),
+    ),
+    Case(
+        "adagrad", optimlab.Adagrad, ref.adagrad,
+        samples=[
+            {"lr": 0.1},
+            {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.01},
+            {"lr": 0.1, "initial_accumulator_value": 0.1, "eps": 1e-6, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [
+            EPS_ZERO, EPS_INF,
+            ({"initial_accumulator_value": -0.1}, r"initial_accumulator_value must be >= 0, got -0.1"),
+            ({"lr_decay": -0.1}, r"lr_decay must be >= 0, got -0.1"),
+        ],
+        torch_cls=torch.optim.Adagrad, supports_sparse=True,
+        quadratic=({"lr": 0.5}, 1000, 1e-6),
+        rosenbrock=({"lr": 0.5}, 6000, 1e-3),
+    ),
+    Case(
+        "adadelta", optimlab.Adadelta, ref.adadelta,
+        samples=[{"lr": 1.0}, {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.01}, {"lr": 1.0, "maximize": True}],
+        errors=COMMON_ERRORS + [
+            EPS_ZERO, EPS_INF,
+            ({"rho": 1.5}, r"rho must be in \[0, 1\], got 1.5"),
+            ({"rho": -0.1}, r"rho must be in \[0, 1\], got -0.1"),
+        ],
+        torch_cls=torch.optim.Adadelta,
+        quadratic=({"lr": 1.0, "eps": 1e-4}, 3000, 1e-3),
+        rosenbrock=({"lr": 1.0, "eps": 1e-3}, 6000, 1e-2),
+    ),
+    Case(
+        "rmsprop", optimlab.RMSprop, ref.rmsprop,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "alpha": 0.9, "eps": 1e-6, "momentum": 0.5, "weight_decay": 0.01},
+            {"lr": 0.01, "centered": True, "momentum": 0.9, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [
+            EPS_ZERO, EPS_INF,
+            ({"alpha": 1.5}, r"alpha must be in \[0, 1\], got 1.5"),
+            ({"momentum": -0.5}, r"momentum must be >= 0, got -0.5"),
+        ],
+        torch_cls=torch.optim.RMSprop,
+        quadratic=({"lr": 1e-3, "momentum": 0.9}, 2000, 1e-3),
+        rosenbrock=({"lr": 1e-3, "momentum": 0.9}, 6000, 1e-2),
+    ),
+    Case(
+        "rmsprop_centered", optimlab.RMSprop, ref.rmsprop, preset={"centered": True},
+        samples=[{"lr": 0.01}, {"lr": 0.01, "alpha": 0.9, "momentum": 0.5, "weight_decay": 0.01}],
+        errors=COMMON_ERRORS + [EPS_ZERO, ({"alpha": -0.5}, r"alpha must be in \[0, 1\], got -0.5")],
+        torch_cls=torch.optim.RMSprop, torch_preset={"centered": True},
+        quadratic=({"lr": 1e-3, "momentum": 0.9}, 2000, 1e-3),
+        rosenbrock=({"lr": 1e-3, "momentum": 0.9}, 6000, 1e-2),
+    ),
+    Case(
+        "adam", optimlab.Adam, ref.adam,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01},
+            {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True},
+            {"lr": 0.01, "amsgrad": True, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [({"amsgrad": "yes"}, r"amsgrad must be True or False, got 'yes'")],
+        torch_cls=torch.optim.Adam,
+        quadratic=({"lr": 0.05}, 2000, 1e-3),
+        rosenbrock=({"lr": 0.02}, 6000, 1e-2),
+    ),
+    Case(
+        "adamw", optimlab.AdamW, ref.adamw,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1, "amsgrad": True},
+                 {"lr": 0.01, "maximize": True}],
+        errors=ADAM_ERRORS,
+        torch_cls=torch.optim.AdamW,
+        quadratic=({"lr": 0.05, "weight_decay": 0.0}, 2000, 1e-3),
+        rosenbrock=({"lr": 0.02, "weight_decay": 0.0}, 6000, 1e-2),
+    ),
+    Case(
+        "amsgrad", optimlab.Adam, ref.adam, preset={"amsgrad": True},
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.01}],
+        errors=ADAM_ERRORS,
+        torch_cls=torch.optim.Adam, torch_preset={"amsgrad": True},
+        quadratic=({"lr": 0.05}, 2000, 1e-3),
+        rosenbrock=({"lr": 0.02}, 6000, 1e-2),
+    ),
+    Case(
+        "adamax", optimlab.Adamax, ref.adamax,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01},
+                 {"lr": 0.01, "maximize": True}],
+        errors=ADAM_ERRORS,
+        torch_cls=torch.optim.Adamax,
+        quadratic=({"lr": 0.05}, 2000, 1e-3),
+        rosenbrock=({"lr": 0.02}, 6000, 1e-2),
+    ),
+    Case(
+        "nadam", optimlab.NAdam, ref.nadam,
+        samples=[
+            {"lr": 0.003},
+            {"lr": 0.003, "betas": (0.8, 0.99), "eps": 1e-6, "momentum_decay": 0.01, "weight_decay": 0.01},
+            {"lr": 0.003, "weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [({"momentum_decay": -1e-3}, r"momentum_decay must be >= 0, got -0.001")],
+        torch_cls=torch.optim.NAdam,
+        quadratic=({"lr": 0.05}, 2000, 1e-3),
+        rosenbrock=({"lr": 0.02}, 6000, 1e-2),
+    ),
+    Case(
+        "radam", optimlab.RAdam, ref.radam,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.01},
+            {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True},
+        ],
+        errors=ADAM_ERRORS,
+        torch_cls=torch.optim.RAdam,
+        quadratic=({"lr": 0.05}, 2000, 1e-3),
+        rosenbrock=({"lr": 0.02}, 6000, 1e-2),
+    ),
+]
+
+CASES_BY_NAME = {case.name: case for case in CASES}
+TORCH_CASES = [case for case in CASES if case.torch_cls is not None]
+SAMPLES = [(case, sample) for case in CASES for sample in case.samples]
+TORCH_SAMPLES = [(case, sample) for case, sample in SAMPLES if case.torch_cls is not None]
+
+
+def ids(value: Any) -> str:
+    if isinstance(value, Case):
+        return value.name
+    if isinstance(value, dict):
+        return sample_id(value)
+    return str(value)

@@ -1,0 +1,160 @@
+"""Independent float64 NumPy implementations of each optimizer, from the papers' formulas
+(as torch.optim's documentation writes them). They use no optimlab or torch code.
+
+Every algorithm here is elementwise, so each reference steps one flat vector:
+``x = step(x, g, state, t, hp)`` with ``g`` the raw gradient of the objective at ``x``,
+``state`` a dict the function fills on its first call, ``t`` the 1-based step and ``hp``
+every hyperparameter (constructor defaults, the name's preset and the sample).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _grad(x, g, hp, coupled=True):
+    """maximize, then L2 weight decay (the coupled form)."""
+    g = -g if hp.get("maximize", False) else g
+    if coupled and hp.get("weight_decay", 0):
+        g = g + hp["weight_decay"] * x
+    return g
+
+
+def sgd(x, g, state, t, hp):
+    """SGD with heavy-ball/Nesterov momentum and dampening (Sutskever et al. 2013, torch form):
+    b_1 = g_1, b_t = mu b_{t-1} + (1 - tau) g_t; step g + mu b (Nesterov) or b."""
+    g = _grad(x, g, hp)
+    mu = hp["momentum"]
+    if mu != 0:
+        if t == 1:
+            state["b"] = g.copy()
+        else:
+            state["b"] = mu * state["b"] + (1 - hp["dampening"]) * g
+        g = g + mu * state["b"] if hp["nesterov"] else state["b"]
+    return x - hp["lr"] * g
+
+
+def ema_momentum(x, g, state, t, hp):
+    """v_0 = 0, v_t = beta v_{t-1} + (1 - beta) g_t, x -= lr v_t."""
+    g = _grad(x, g, hp)
+    beta = hp["momentum"]
+    state["v"] = beta * state.get("v", np.zeros_like(x)) + (1 - beta) * g
+    return x - hp["lr"] * state["v"]
+
+
+def adagrad(x, g, state, t, hp):
+    """Duchi et al. 2011: G_t = G_{t-1} + g^2 (G_0 = initial accumulator);
+    x -= lr / (1 + (t-1) lr_decay) * g / (sqrt(G_t) + eps)."""
+    g = _grad(x, g, hp)
+    if t == 1:
+        state["G"] = np.full_like(x, hp["initial_accumulator_value"])
+    state["G"] = state["G"] + g * g
+    lr_t = hp["lr"] / (1 + (t - 1) * hp["lr_decay"])
+    return x - lr_t * g / (np.sqrt(state["G"]) + hp["eps"])
+
+
+def adadelta(x, g, state, t, hp):
+    """Zeiler 2012: E[g^2] and E[dx^2] moving averages; dx = sqrt(E[dx^2]+eps)/sqrt(E[g^2]+eps) g."""
+    g = _grad(x, g, hp)
+    rho, eps = hp["rho"], hp["eps"]
+    Eg = rho * state.get("Eg", np.zeros_like(x)) + (1 - rho) * g * g
+    Edx = state.get("Edx", np.zeros_like(x))
+    dx = np.sqrt(Edx + eps) / np.sqrt(Eg + eps) * g
+    state["Eg"], state["Edx"] = Eg, rho * Edx + (1 - rho) * dx * dx
+    return x - hp["lr"] * dx
+
+
+def rmsprop(x, g, state, t, hp):
+    """Hinton 2012 (centered: Graves 2013): v = a v + (1-a) g^2, [gbar = a gbar + (1-a) g,
+    v~ = v - gbar^2]; b = mu b + g / (sqrt(v~) + eps), x -= lr b (b = the step if mu = 0)."""
+    g = _grad(x, g, hp)
+    a = hp["alpha"]
+    state["v"] = a * state.get("v", np.zeros_like(x)) + (1 - a) * g * g
+    v = state["v"]
+    if hp["centered"]:
+        state["gbar"] = a * state.get("gbar", np.zeros_like(x)) + (1 - a) * g
+        v = v - state["gbar"] ** 2
+    step = g / (np.sqrt(v) + hp["eps"])
+    if hp["momentum"] > 0:
+        state["b"] = hp["momentum"] * state.get("b", np.zeros_like(x)) + step
+        step = state["b"]
+    return x - hp["lr"] * step
+
+
+def _decoupled(x, hp, default=False):
+    if hp.get("decoupled_weight_decay", default) and hp.get("weight_decay", 0):
+        return x * (1 - hp["lr"] * hp["weight_decay"]), True
+    return x, hp.get("decoupled_weight_decay", default)
+
+
+def _moments(g, state, hp):
+    b1, b2 = hp["betas"]
+    state["m"] = b1 * state.get("m", np.zeros_like(g)) + (1 - b1) * g
+    state["v"] = b2 * state.get("v", np.zeros_like(g)) + (1 - b2) * g * g
+    return state["m"], state["v"]
+
+
+def _adam(x, g, state, t, hp, decoupled_default):
+    """Kingma & Ba 2015 (AMSGrad: Reddi et al. 2018; decoupled decay: Loshchilov & Hutter 2019):
+    m_hat = m / (1 - b1^t), v_hat = [max_s v_s | v_t] / (1 - b2^t),
+    x -= lr m_hat / (sqrt(v_hat) + eps)."""
+    x, decoupled = _decoupled(x, hp, decoupled_default)
+    g = _grad(x, g, hp, coupled=not decoupled)
+    b1, b2 = hp["betas"]
+    m, v = _moments(g, state, hp)
+    if hp["amsgrad"]:
+        state["vmax"] = np.maximum(state.get("vmax", np.zeros_like(x)), v)
+        v = state["vmax"]
+    m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+    return x - hp["lr"] * m_hat / (np.sqrt(v_hat) + hp["eps"])
+
+
+def adam(x, g, state, t, hp):
+    return _adam(x, g, state, t, hp, decoupled_default=False)
+
+
+def adamw(x, g, state, t, hp):
+    return _adam(x, g, state, t, hp, decoupled_default=True)
+
+
+def adamax(x, g, state, t, hp):
+    """Kingma & Ba 2015 sec. 7.1: u_t = max(b2 u_{t-1}, |g| + eps), x -= lr/(1-b1^t) m / u."""
+    g = _grad(x, g, hp)
+    b1, b2 = hp["betas"]
+    state["m"] = b1 * state.get("m", np.zeros_like(x)) + (1 - b1) * g
+    state["u"] = np.maximum(b2 * state.get("u", np.zeros_like(x)), np.abs(g) + hp["eps"])
+    return x - hp["lr"] / (1 - b1**t) * state["m"] / state["u"]
+
+
+def nadam(x, g, state, t, hp):
+    """Dozat 2016 with mu_t = b1 (1 - 0.5 * 0.96^(t psi)):
+    x -= lr [(1 - mu_t)/(1 - prod_{i<=t} mu_i) g + mu_{t+1}/(1 - prod_{i<=t+1} mu_i) m]
+          / (sqrt(v / (1 - b2^t)) + eps)."""
+    x, decoupled = _decoupled(x, hp)
+    g = _grad(x, g, hp, coupled=not decoupled)
+    b1, b2 = hp["betas"]
+    psi = hp["momentum_decay"]
+    mu = b1 * (1 - 0.5 * 0.96 ** (t * psi))
+    mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+    state["prod"] = state.get("prod", 1.0) * mu
+    m, v = _moments(g, state, hp)
+    denom = np.sqrt(v / (1 - b2**t)) + hp["eps"]
+    direction = (1 - mu) / (1 - state["prod"]) * g + mu_next / (1 - state["prod"] * mu_next) * m
+    return x - hp["lr"] * direction / denom
+
+
+def radam(x, g, state, t, hp):
+    """Liu et al. 2020: rho_inf = 2/(1-b2) - 1, rho_t = rho_inf - 2 t b2^t / (1 - b2^t);
+    rectified adaptive step when rho_t > 5, else the bias-corrected momentum step."""
+    x, decoupled = _decoupled(x, hp)
+    g = _grad(x, g, hp, coupled=not decoupled)
+    b1, b2 = hp["betas"]
+    m, v = _moments(g, state, hp)
+    m_hat = m / (1 - b1**t)
+    rho_inf = 2 / (1 - b2) - 1
+    rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
+    if rho_t > 5:
+        r = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        adaptive = np.sqrt(1 - b2**t) / (np.sqrt(v) + hp["eps"])
+        return x - hp["lr"] * m_hat * r * adaptive
+    return x - hp["lr"] * m_hat

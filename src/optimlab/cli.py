@@ -39,7 +39,7 @@ def list_command() -> None:
         problems.add_row(name, spec.description, target, str(spec.steps))
     suites = Table("suite", "problems", title="Suites")
     for name, suite in SUITES.items():
-        suites.add_row(name, ", ".join(suite))
+        suites.add_row(name, f"{', '.join(suite.problems)} ({suite.trials} trials, {suite.seeds} seeds)")
     for table in (optimizers, problems, suites):
         console.print(table)
 
@@ -54,8 +54,8 @@ def bench(
     problems: Annotated[Optional[list[str]], typer.Option(help="Problems, comma-separated or repeated.")] = None,
     optimizers: Annotated[Optional[list[str]], typer.Option(help="Optimizers (default: all).")] = None,
     suite: Annotated[Optional[str], typer.Option(help="Named problem suite, used when --problems is not given.")] = None,
-    trials: Annotated[int, typer.Option(help="Tuning trials per (problem, optimizer).")] = 8,
-    seeds: Annotated[int, typer.Option(help="Seeds the best setting is rerun with.")] = 3,
+    trials: Annotated[Optional[int], typer.Option(help="Tuning trials per (problem, optimizer) [default: the suite's].")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds the best setting is rerun with [default: the suite's].")] = None,
     storage: Annotated[Optional[str], typer.Option(help="Optuna RDB URL (default sqlite:///OUT/optimlab.db).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory for the store and the report.")] = DEFAULT_OUT,
     sampler: Annotated[str, typer.Option(help="Tuning sampler: qmc or tpe.")] = "qmc",
@@ -65,17 +65,18 @@ def bench(
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    from optimlab.lab import report as lab_report
+    from optimlab.lab.report import report_from_store
     from optimlab.lab import store, sweep
     from optimlab.lab.optimizers import check_optimizers, optimizer_names
     from optimlab.lab.problems import get_problem, get_suite
 
     try:
-        problem_names = _names(problems) or list(get_suite(suite or "quick"))
+        chosen_suite = get_suite(suite or "quick")
+        problem_names = _names(problems) or list(chosen_suite.problems)
         for name in problem_names:
             get_problem(name)
         optimizer_list = check_optimizers(_names(optimizers) or optimizer_names())
-        plan = sweep.Plan(trials=trials, seeds=seeds, sampler=sampler)
+        plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds, sampler=sampler)
         url = storage or store.default_storage(out)
         store.open_storage(url)
     except ValueError as error:
@@ -91,7 +92,7 @@ def bench(
         task = progress.add_task("sweep", total=total, completed=done)
         on_run = lambda problem, optimizer: progress.update(task, advance=1, description=f"{problem} / {optimizer}")
         sweep.run_parallel(url, pairs, plan, workers=workers, on_run=on_run)
-    paths = lab_report.report(url, out)
+    paths = report_from_store(url, out)
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}\nstore: {url}")
 
 
@@ -101,13 +102,13 @@ def report(
     out: Annotated[Path, typer.Option(help="Output directory for the report.")] = DEFAULT_OUT,
 ) -> None:
     """Rebuild the report (HTML, Markdown, PNGs) from the store alone."""
-    from optimlab.lab import report as lab_report
+    from optimlab.lab.report import report_from_store
     from optimlab.lab import store
 
     url = storage or store.default_storage(out)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         _fail(f"no store at {url}; run `optimlab bench --out {out}` first or pass --storage")
-    paths = lab_report.report(url, out)
+    paths = report_from_store(url, out)
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}")
 
 

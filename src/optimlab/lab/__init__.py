@@ -6,10 +6,10 @@ Needs the ``lab`` extras (optuna, matplotlib, scikit-learn, mnist1d, typer, rich
 
 from .compare import compare
 from .problems import PROBLEMS, SUITES, Problem, ProblemSpec, get_problem
-from .report import report, write_report
+from .report import report_from_store, write_report
 from .results import Results, load_results
 from .runner import RunRecord, run
 from .sweep import Plan, run_parallel
 
 __all__ = ["PROBLEMS", "SUITES", "Plan", "Problem", "ProblemSpec", "Results", "RunRecord", "compare",
-           "get_problem", "load_results", "report", "run", "run_parallel", "write_report"]
+           "get_problem", "load_results", "report_from_store", "run", "run_parallel", "write_report"]

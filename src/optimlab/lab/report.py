@@ -141,6 +141,6 @@ def write_report(results: Results, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-def report(storage_url: str, out_dir: str | Path) -> dict[str, Path]:
+def report_from_store(storage_url: str, out_dir: str | Path) -> dict[str, Path]:
     """Rebuild the results from the store and write the report."""
     return write_report(load_results(storage_url), out_dir)

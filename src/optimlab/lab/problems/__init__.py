@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import SPLITS, Problem, ProblemSpec, Task
 from . import supervised, test_functions
 
 PROBLEMS: dict[str, Problem] = {p.name: p for p in (*test_functions.PROBLEMS, *supervised.PROBLEMS)}
 
-SUITES: dict[str, tuple[str, ...]] = {
-    "quick": ("rosenbrock", "saddle", "noisy_quadratic", "logreg_breast_cancer", "mlp_mnist1d", "recommender_clicks"),
-    "full": tuple(PROBLEMS),
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Named problems with the trial and seed budgets they are meant to run with."""
+
+    problems: tuple[str, ...]
+    trials: int
+    seeds: int
+
+
+SUITES: dict[str, Suite] = {
+    # one of each kind that runs in seconds: a curved valley, a saddle, a noisy quadratic,
+    # a convex model and a small network; every optimizer, under 10 minutes on 2 cores
+    "quick": Suite(("rosenbrock", "saddle", "noisy_quadratic", "logreg_breast_cancer", "mlp_mnist1d"), 6, 3),
+    "full": Suite(tuple(PROBLEMS), 12, 3),
 }
 
 
@@ -19,10 +34,10 @@ def get_problem(name: str) -> Problem:
     return PROBLEMS[name]
 
 
-def get_suite(name: str) -> tuple[str, ...]:
+def get_suite(name: str) -> Suite:
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}")
     return SUITES[name]
 
 
-__all__ = ["PROBLEMS", "SPLITS", "SUITES", "Problem", "ProblemSpec", "Task", "get_problem", "get_suite"]
+__all__ = ["PROBLEMS", "SPLITS", "SUITES", "Problem", "ProblemSpec", "Suite", "Task", "get_problem", "get_suite"]

@@ -6,9 +6,10 @@
   positions and defaults as the torch.optim class of the same name.
 
 torch.optim's execution options are accepted: ``foreach`` selects the multi-tensor or
-for-loop path; ``fused`` and ``capturable`` are accepted and ignored (there is one
-implementation of each algorithm here); ``differentiable=True`` raises, since steps run
-without autograd.
+for-loop path; ``fused=True`` the fused path (one compiled kernel per chain, used by
+default where it pays; every alias takes it, see docs/performance.md); ``capturable``
+is accepted and ignored; ``differentiable=True`` raises, since steps run without
+autograd.
 """
 
 from __future__ import annotations
@@ -106,10 +107,10 @@ def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_wei
     return _with_weight_decay(scale_by_radam(betas, eps), lr, weight_decay, decoupled_weight_decay, maximize)
 
 
-def _execution(foreach: bool | None, differentiable: bool) -> dict[str, Any]:
+def _execution(foreach: bool | None, differentiable: bool, fused: bool | None = None) -> dict[str, Any]:
     if differentiable:
         raise ValueError("differentiable=True is not supported: optimlab steps run without autograd")
-    return {"foreach": foreach}
+    return {"foreach": foreach, "fused": fused}
 
 
 class SGD(Optimizer):
@@ -118,14 +119,14 @@ class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None):
         transform = sgd(lr, momentum, dampening, weight_decay, nesterov, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class EMAMomentum(Optimizer):
     __doc__ = ema_momentum.__doc__
 
-    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=0, *, maximize=False, foreach=None):
-        super().__init__(params, ema_momentum(lr, momentum, weight_decay, maximize), foreach=foreach)
+    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=0, *, maximize=False, foreach=None, fused=None):
+        super().__init__(params, ema_momentum(lr, momentum, weight_decay, maximize), foreach=foreach, fused=fused)
 
 
 class Adagrad(Optimizer):
@@ -134,25 +135,25 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, differentiable=False, fused=None):
         transform = adagrad(lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class Adadelta(Optimizer):
     __doc__ = adadelta.__doc__
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
-                 capturable=False, maximize=False, differentiable=False):
+                 capturable=False, maximize=False, differentiable=False, fused=None):
         transform = adadelta(lr, rho, eps, weight_decay, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class RMSprop(Optimizer):
     __doc__ = rmsprop.__doc__
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
-                 capturable=False, foreach=None, maximize=False, differentiable=False):
+                 capturable=False, foreach=None, maximize=False, differentiable=False, *, fused=None):
         transform = rmsprop(lr, alpha, eps, weight_decay, momentum, centered, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class Adam(Optimizer):
@@ -162,7 +163,7 @@ class Adam(Optimizer):
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
                  decoupled_weight_decay=False):
         transform = adam(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class AdamW(Optimizer):
@@ -171,16 +172,16 @@ class AdamW(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
         transform = adamw(lr, betas, eps, weight_decay, amsgrad, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class Adamax(Optimizer):
     __doc__ = adamax.__doc__
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
-                 maximize=False, differentiable=False, capturable=False):
+                 maximize=False, differentiable=False, capturable=False, fused=None):
         transform = adamax(lr, betas, eps, weight_decay, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class NAdam(Optimizer):
@@ -188,9 +189,9 @@ class NAdam(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False):
+                 differentiable=False, fused=None):
         transform = nadam(lr, betas, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
 class RAdam(Optimizer):
@@ -198,6 +199,6 @@ class RAdam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False):
+                 differentiable=False, fused=None):
         transform = radam(lr, betas, eps, weight_decay, decoupled_weight_decay, maximize)
-        super().__init__(params, transform, **_execution(foreach, differentiable))
+        super().__init__(params, transform, **_execution(foreach, differentiable, fused))

@@ -10,10 +10,11 @@ import torch
 from torch import Tensor
 
 from . import checks
+from .fused import engine as fused_engine
 from .tensorlist import TensorList
 from .transform import Transform
 
-_EXECUTION_OPTIONS = {"foreach": None}
+_EXECUTION_OPTIONS = {"foreach": None, "fused": None}
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -23,9 +24,19 @@ class Optimizer(torch.optim.Optimizer):
     may override them again, and ``param_groups[i][name]`` is read at every step, so
     ``torch.optim.lr_scheduler`` and any hand-written schedule work unchanged.
 
-    Execution per group: ``foreach=None`` or ``True`` runs each operation over all the
-    group's tensors with torch's multi-tensor kernels; ``foreach=False`` loops over the
-    tensors (the path sparse gradients always take).
+    Execution per group (torch.optim's two flags; docs/performance.md has the numbers):
+
+    * default (``fused=None, foreach=None``): the fused path, one compiled C kernel per
+      chain and dtype stepping all the group's tensors in one pass over memory, once it
+      is built (cached on disk) or pays for its building (at once for large models,
+      never in short runs of tiny ones); until then, and for anything the kernel does
+      not cover, the multi-tensor path. Both give the same bits;
+    * ``fused=True``: the fused path from the first step;
+    * ``foreach=True`` (or ``fused=False``): each operation over all the group's
+      tensors with torch's multi-tensor kernels, eagerly;
+    * ``foreach=False``: a loop over the tensors (the path sparse gradients always take).
+
+    The eager paths are the reference; the fused path equals them to rounding.
 
     State per parameter, as in torch.optim: ``state[p]["step"]`` (an int) and the
     transform's buffers. Parameters whose ``grad`` is None are skipped and get no state.
@@ -54,8 +65,11 @@ class Optimizer(torch.optim.Optimizer):
 
     def _validate(self, group: dict[str, Any]) -> None:
         self.transform.validate(group)
-        if group.get("foreach") is not None:
-            checks.boolean("foreach", group["foreach"])
+        for option in _EXECUTION_OPTIONS:
+            if group.get(option) is not None:
+                checks.boolean(option, group[option])
+        if group.get("foreach") and group.get("fused"):
+            raise ValueError("fused=True and foreach=True cannot be set together")
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if not isinstance(param_group, dict):
@@ -85,16 +99,28 @@ class Optimizer(torch.optim.Optimizer):
                 "use optimlab.SGD or optimlab.Adagrad, or dense gradients"
             )
         foreach = group["foreach"] is not False and not sparse
-        fresh = [p for p in params if not self.state[p]]
+        fused = group.get("fused")
+        if sparse or (fused is None and group["foreach"] is not None):
+            fused = False
+        all_state = self.state
+        states = [all_state[p] for p in params]
+        fresh = [p for p, state in zip(params, states) if not state]
         if fresh:
             self._init_state(fresh, group, foreach)
         # Tensors with the same step count (and so the same buffers) are updated together.
-        buckets: dict[tuple, list[Tensor]] = defaultdict(list)
-        for p in params:
-            state = self.state[p]
-            buckets[(state["step"], tuple(sorted(state)))].append(p)
-        for (step, keys), bucket in buckets.items():
-            self._step_bucket(bucket, [k for k in keys if k != "step"], group, step + 1, foreach)
+        first = states[0]
+        key = (first["step"], len(first))
+        if all((s["step"], len(s)) == key for s in states) and all(s.keys() == first.keys() for s in states):
+            buckets = {(first["step"], tuple(sorted(first))): (params, states)}
+        else:
+            buckets = defaultdict(lambda: ([], []))
+            for p, state in zip(params, states):
+                bucket = buckets[(state["step"], tuple(sorted(state)))]
+                bucket[0].append(p)
+                bucket[1].append(state)
+        for (step, keys), (bucket, bucket_states) in buckets.items():
+            keys = [k for k in keys if k != "step"]
+            self._step_bucket(bucket, bucket_states, keys, group, step + 1, foreach, fused)
 
     def _init_state(self, params: list[Tensor], group: dict[str, Any], foreach: bool) -> None:
         buffers = self.transform.init(TensorList(map(_real, params), foreach), group)
@@ -103,11 +129,19 @@ class Optimizer(torch.optim.Optimizer):
             for key, tensors in buffers.items():
                 self.state[p][key] = tensors[i]
 
-    def _step_bucket(self, params: list[Tensor], keys: list[str], group, step: int, foreach: bool) -> None:
-        states = [self.state[p] for p in params]
+    def _step_bucket(self, params, states, keys, group, step: int, foreach: bool, fused) -> None:
         buffers = {key: TensorList([s[key] for s in states], foreach) for key in keys}
-        real_params = TensorList([_real(p) for p in params], foreach)
-        grads = TensorList([_real(p.grad) for p in params], foreach)
+        grads = [p.grad for p in params]
+        if any(p.is_complex() for p in params):
+            params, grads = [_real(p) for p in params], [_real(g) for g in grads]
+        real_params = TensorList(params, foreach)
+        grads = TensorList(grads, foreach)
+        if fused is not False and fused_engine.step(
+            self.transform, real_params, grads, buffers, group, step, force=bool(fused)
+        ):
+            for state in states:
+                state["step"] = step
+            return
         self.transform.apply(real_params, grads, buffers, group, step)
         for state in states:
             state["step"] = step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 
 
@@ -35,3 +36,19 @@ class scale_by_adadelta(Transform):
         delta = state["acc_delta"].add(eps).sqrt_().div_(rms_grad).mul_(updates)
         state["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
         return delta
+
+    def elementwise(self, hyperparams):
+        code = """
+        $square_avg = FMA($one_minus_rho * u, u, $square_avg * $rho);
+        R0 = $acc_delta + $eps;
+        R1 = $square_avg + $eps;
+        SQRTS;
+        T delta = R0 / R1 * u;
+        $acc_delta = FMA($one_minus_rho * delta, delta, $acc_delta * $rho);
+        u = delta;
+        """
+        return Elementwise(
+            code,
+            lambda hp, step, state, grads: {"rho": hp["rho"], "one_minus_rho": 1 - hp["rho"], "eps": hp["eps"]},
+            ("square_avg", "acc_delta"),
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 
 
@@ -39,6 +40,13 @@ class scale_by_adagrad(Transform):
             )
         accumulator.addcmul_(updates, updates, value=1)
         return updates / accumulator.sqrt().add_(eps)
+
+    def elementwise(self, hyperparams):
+        return Elementwise(
+            "$sum = FMA(u, u, $sum); R0 = $sum; SQRTS; u = u / (R0 + $eps);",
+            lambda hp, step, state, grads: {"eps": hp["eps"]},
+            ("sum",),
+        )
 
 
 def _sparse_step(grad: torch.Tensor, accumulator: torch.Tensor, eps: float) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..tensorlist import TensorList
 from ..transform import State, Transform
 
@@ -16,6 +17,18 @@ def update_moments(state: State, updates: TensorList, betas: tuple[float, float]
     exp_avg = state["exp_avg"].lerp_(updates, 1 - beta1)
     exp_avg_sq = state["exp_avg_sq"].mul_(beta2).addcmul_(updates, updates, value=1 - beta2)
     return exp_avg, exp_avg_sq
+
+
+#: `update_moments` for one element (the fused path), with `moment_scalars`.
+MOMENTS_CODE = """
+$exp_avg = lerp($exp_avg, u, $one_minus_beta1);
+$exp_avg_sq = FMA($one_minus_beta2 * u, u, $exp_avg_sq * $beta2);
+"""
+
+
+def moment_scalars(betas: tuple[float, float]) -> dict[str, float]:
+    beta1, beta2 = betas
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2}
 
 
 def init_moments(params: TensorList) -> State:
@@ -58,3 +71,20 @@ class scale_by_adam(Transform):
         bias_correction2 = 1 - beta2**step
         denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(hyperparams["eps"])
         return (exp_avg / bias_correction1).div_(denom)
+
+    def elementwise(self, hyperparams):
+        if hyperparams["amsgrad"]:
+            second = "$max_exp_avg_sq = maximum($max_exp_avg_sq, $exp_avg_sq); R0 = $max_exp_avg_sq;"
+            buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        else:
+            second, buffers = "R0 = $exp_avg_sq;", ("exp_avg", "exp_avg_sq")
+
+        def scalars(hp, step, state, grads):
+            beta1, beta2 = hp["betas"]
+            return {
+                **moment_scalars((beta1, beta2)), "bias_correction1": 1 - beta1**step,
+                "sqrt_bias_correction2": math.sqrt(1 - beta2**step), "eps": hp["eps"],
+            }
+
+        code = "SQRTS; u = ($exp_avg / $bias_correction1) / (R0 / $sqrt_bias_correction2 + $eps);"
+        return Elementwise(MOMENTS_CODE + second + code, scalars, buffers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 
 
@@ -33,3 +34,16 @@ class scale_by_adamax(Transform):
         exp_avg = state["exp_avg"].lerp_(updates, 1 - beta1)
         exp_inf = state["exp_inf"].mul_(beta2).maximum_(updates.abs().add_(hyperparams["eps"]))
         return (exp_avg / (1 - beta1**step)).div_(exp_inf)
+
+    def elementwise(self, hyperparams):
+        def scalars(hp, step, state, grads):
+            beta1, beta2 = hp["betas"]
+            return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "eps": hp["eps"],
+                    "bias_correction1": 1 - beta1**step}
+
+        code = """
+        $exp_avg = lerp($exp_avg, u, $one_minus_beta1);
+        $exp_inf = maximum($exp_inf * $beta2, ABS(u) + $eps);
+        u = ($exp_avg / $bias_correction1) / $exp_inf;
+        """
+        return Elementwise(code, scalars, ("exp_avg", "exp_inf"))

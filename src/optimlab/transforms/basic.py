@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 
 
@@ -23,6 +24,13 @@ class maximize(Transform):
 
     def update(self, updates, state, params, hyperparams, step):
         return -updates if hyperparams["maximize"] else updates
+
+    def elementwise(self, hyperparams):
+        return Elementwise(
+            "u = $sign * u;",
+            lambda hp, step, state, grads: {"sign": -1.0 if hp["maximize"] else 1.0},
+            preserves_norm=True,
+        )
 
 
 class add_decayed_weights(Transform):
@@ -57,6 +65,11 @@ class add_decayed_weights(Transform):
             )
         return updates.add(params, alpha=weight_decay)
 
+    def elementwise(self, hyperparams):
+        return Elementwise(
+            "u = FMA($weight_decay, p, u);", lambda hp, step, state, grads: {"weight_decay": hp["weight_decay"]}
+        )
+
 
 class scale_by_learning_rate(Transform):
     r"""The descent step: :math:`u \leftarrow -\eta_t\,u`.
@@ -78,6 +91,12 @@ class scale_by_learning_rate(Transform):
     def apply(self, params, updates, state, hyperparams, step):
         # One fused pass (p += -lr * u), rounding exactly as torch.optim does.
         params.add_(updates, alpha=-self.learning_rate(hyperparams, step))
+
+    def elementwise(self, hyperparams):
+        def scalars(hp, step, state, grads):
+            return {"neg_lr": -self.learning_rate(hp, step)}
+
+        return Elementwise("u = $neg_lr * u;", scalars, apply="p = FMA($neg_lr, u, p);")
 
     @staticmethod
     def learning_rate(hyperparams, step: int) -> float:
@@ -102,3 +121,9 @@ class scale_by_inverse_time_decay(Transform):
         if lr_decay == 0:
             return updates
         return updates * (1.0 / (1.0 + (step - 1) * lr_decay))
+
+    def elementwise(self, hyperparams):
+        return Elementwise(
+            "u = u * $factor;",
+            lambda hp, step, state, grads: {"factor": 1.0 / (1.0 + (step - 1) * hp["lr_decay"])},
+        )

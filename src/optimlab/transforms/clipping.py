@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 
 
@@ -26,6 +27,13 @@ class clip_by_global_norm(Transform):
         scale = (hyperparams["max_norm"] / (norm + 1e-6)).clamp(max=1.0)
         return updates * scale
 
+    def elementwise(self, hyperparams):
+        def scalars(hp, step, state, grads):
+            norm = grads.global_norm()
+            return {"scale": (hp["max_norm"] / (norm + 1e-6)).clamp(max=1.0).item()}
+
+        return Elementwise("u = u * $scale;", scalars, reads_updates=True)
+
 
 class clip_by_value(Transform):
     r"""Clamp each element: :math:`u \leftarrow \operatorname{clip}(u, -c, c)`.
@@ -42,3 +50,9 @@ class clip_by_value(Transform):
     def update(self, updates, state, params, hyperparams, step):
         limit = hyperparams["clip_value"]
         return updates.clamp_min(-limit).clamp_max_(limit)
+
+    def elementwise(self, hyperparams):
+        return Elementwise(
+            "u = u < -$limit ? -$limit : u; u = u > $limit ? $limit : u;",
+            lambda hp, step, state, grads: {"limit": hp["clip_value"]},
+        )

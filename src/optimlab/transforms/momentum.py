@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 
 
@@ -53,6 +54,18 @@ class trace(Transform):
             return updates.add(velocity, alpha=momentum)
         return velocity
 
+    def elementwise(self, hyperparams):
+        if hyperparams["momentum"] == 0:
+            return Elementwise("")
+        velocity = "u = FMA($momentum, $momentum_buffer, u);" if hyperparams["nesterov"] else "u = $momentum_buffer;"
+        return Elementwise(
+            "$momentum_buffer = FMA($one_minus_dampening, u, $momentum_buffer * $momentum);" + velocity,
+            lambda hp, step, state, grads: {
+                "momentum": hp["momentum"], "one_minus_dampening": 1 - hp["dampening"]
+            },
+            buffers=("momentum_buffer",),
+        )
+
 
 class ema(Transform):
     r"""Momentum as an exponential moving average of the updates (seed 002's form):
@@ -77,3 +90,10 @@ class ema(Transform):
     def update(self, updates, state, params, hyperparams, step):
         beta = hyperparams["momentum"]
         return state["ema"].mul_(beta).add_(updates, alpha=1 - beta)
+
+    def elementwise(self, hyperparams):
+        return Elementwise(
+            "$ema = FMA($one_minus_beta, u, $ema * $beta); u = $ema;",
+            lambda hp, step, state, grads: {"beta": hp["momentum"], "one_minus_beta": 1 - hp["momentum"]},
+            buffers=("ema",),
+        )

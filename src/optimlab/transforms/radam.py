@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
-from .adam import init_moments, update_moments
+from .adam import MOMENTS_CODE, init_moments, moment_scalars, update_moments
 
 
 class scale_by_radam(Transform):
@@ -31,17 +32,42 @@ class scale_by_radam(Transform):
     def init(self, params, hyperparams):
         return init_moments(params)
 
-    def update(self, updates, state, params, hyperparams, step):
-        beta1, beta2 = hyperparams["betas"]
-        exp_avg, exp_avg_sq = update_moments(state, updates, (beta1, beta2))
+    @staticmethod
+    def adaptive_scale(beta2: float, step: int) -> float | None:
+        r""":math:`r_t \sqrt{1-\beta_2^t}`, or None while :math:`\rho_t \le 5`."""
         bias_correction2 = 1 - beta2**step
-        corrected_mean = exp_avg / (1 - beta1**step)
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * beta2**step / bias_correction2
         if rho_t <= 5.0:
-            return corrected_mean
+            return None
         rectification = math.sqrt(
             (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         )
+        return rectification * math.sqrt(bias_correction2)
+
+    def update(self, updates, state, params, hyperparams, step):
+        beta1, beta2 = hyperparams["betas"]
+        exp_avg, exp_avg_sq = update_moments(state, updates, (beta1, beta2))
+        corrected_mean = exp_avg / (1 - beta1**step)
+        scale = self.adaptive_scale(beta2, step)
+        if scale is None:
+            return corrected_mean
         adaptive = exp_avg_sq.sqrt().add_(hyperparams["eps"])
-        return corrected_mean.mul_(rectification * math.sqrt(bias_correction2)).div_(adaptive)
+        return corrected_mean.mul_(scale).div_(adaptive)
+
+    def elementwise(self, hyperparams):
+        def scalars(hp, step, state, grads):
+            beta1, beta2 = hp["betas"]
+            scale = self.adaptive_scale(beta2, step)
+            return {
+                **moment_scalars((beta1, beta2)), "bias_correction1": 1 - beta1**step,
+                "adaptive": float(scale is not None), "scale": scale or 0.0, "eps": hp["eps"],
+            }
+
+        code = """
+        R0 = $exp_avg_sq;
+        SQRTS;
+        T mean = $exp_avg / $bias_correction1;
+        u = $adaptive != 0 ? mean * $scale / (R0 + $eps) : mean;
+        """
+        return Elementwise(MOMENTS_CODE + code, scalars, ("exp_avg", "exp_avg_sq"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 
 
@@ -42,3 +43,22 @@ class scale_by_rms(Transform):
         else:
             rms = square_avg.sqrt()
         return updates / rms.add_(hyperparams["eps"])
+
+    def elementwise(self, hyperparams):
+        code = "$square_avg = FMA($one_minus_alpha * u, u, $square_avg * $alpha);"
+        buffers = ("square_avg",)
+        if hyperparams["centered"]:
+            code += """
+            $grad_avg = lerp($grad_avg, u, $one_minus_alpha);
+            R0 = FMA(-$grad_avg, $grad_avg, $square_avg);
+            """
+            buffers += ("grad_avg",)
+        else:
+            code += "R0 = $square_avg;"
+        return Elementwise(
+            code + "SQRTS; u = u / (R0 + $eps);",
+            lambda hp, step, state, grads: {
+                "alpha": hp["alpha"], "one_minus_alpha": 1 - hp["alpha"], "eps": hp["eps"]
+            },
+            buffers,
+        )

@@ -1,0 +1,180 @@
+"""Optimizer step speed: optimlab (fused path) against torch.optim's paths.
+
+For each algorithm and model size, the implementations run interleaved in one process
+(round-robin, one step each, after warm-up) and the median step time is reported, with
+the ratio to torch's fastest path for the same algorithm, the effective bandwidth
+(bytes each step must move / time) against a STREAM-like triad measured in the same
+run, and optimizer-state bytes per parameter.
+
+    python benchmarks/step_speed.py                       # everything (long)
+    python benchmarks/step_speed.py --models a,b,c --algos adam,sgd --steps 15
+    python benchmarks/step_speed.py --json out.json --markdown out.md
+
+Models (float32): (a) one tensor of 10M elements, (b) ~200 tensors totalling 10M (a
+transformer-like mix of matrices, vectors and embeddings), (c) 2,000 tensors totalling
+1M, (d) 100M elements in ~200 tensors (beyond the CPU caches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+import optimlab
+from optimlab.fused import engine
+
+# name: (optimlab factory, torch class, kwargs, torch paths, state buffers per param)
+ALGOS = {
+    "sgd": (optimlab.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.9}, ("foreach", "fused"), 1),
+    "adam": (optimlab.Adam, torch.optim.Adam, {"lr": 1e-3}, ("foreach", "fused"), 2),
+    "adamw": (optimlab.AdamW, torch.optim.AdamW, {"lr": 1e-3}, ("foreach", "fused"), 2),
+    "adagrad": (optimlab.Adagrad, torch.optim.Adagrad, {"lr": 1e-2}, ("foreach", "fused"), 1),
+    "rmsprop": (optimlab.RMSprop, torch.optim.RMSprop, {"lr": 1e-3}, ("foreach",), 1),
+    "adadelta": (optimlab.Adadelta, torch.optim.Adadelta, {}, ("foreach",), 2),
+    "adamax": (optimlab.Adamax, torch.optim.Adamax, {"lr": 2e-3}, ("foreach",), 2),
+    "nadam": (optimlab.NAdam, torch.optim.NAdam, {"lr": 2e-3}, ("foreach",), 2),
+    "radam": (optimlab.RAdam, torch.optim.RAdam, {"lr": 1e-3}, ("foreach",), 2),
+}
+
+
+def model_sizes(kind: str) -> list[int]:
+    if kind == "a":
+        return [10_000_000]
+    if kind == "c":
+        return [500] * 2000
+    total = 10_000_000 if kind == "b" else 100_000_000
+    # ~200 tensors: per block a d x 4d and 4d x d matrix, a d x d, biases and norms.
+    d, sizes = 256, []
+    while len(sizes) < 190:
+        sizes += [d * 4 * d, 4 * d * d, d * d, 4 * d, d, d, d]
+    scale = total / sum(sizes)
+    sizes = [max(1, int(s * scale)) for s in sizes]
+    sizes[0] += total - sum(sizes)
+    return sizes
+
+
+def make_params(sizes):
+    params = [torch.randn(s, requires_grad=True) for s in sizes]
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    return params
+
+
+def triad_bandwidth(n=1 << 26, repeats=8) -> float:
+    """GB/s of a = b + s*c (3 arrays of n floats: 2 reads, 1 write)."""
+    a, b, c = torch.empty(n), torch.randn(n), torch.randn(n)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.add(b, c, alpha=0.5, out=a)
+        times.append(time.perf_counter() - start)
+    return 3 * 4 * n / statistics.median(times) / 1e9
+
+
+def bench_algo(name, sizes, steps, warmup, loop):
+    factory, torch_cls, kwargs, torch_paths, buffers = ALGOS[name]
+    impls = {}
+    compile_start = time.perf_counter()
+    first = make_params(sizes)
+    impls["optimlab"] = (first, factory(first, fused=True, **kwargs))
+    impls["optimlab"][1].step()  # builds (or loads) the kernel: timed as first-step cost
+    first_step = time.perf_counter() - compile_start
+    for path in (("forloop",) if loop else ()) + torch_paths:
+        params = make_params(sizes)
+        option = {"forloop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[path]
+        impls[f"torch {path}"] = (params, torch_cls(params, **kwargs, **option))
+    times = {key: [] for key in impls}
+    for i in range(warmup + steps):
+        for key, (_, optimizer) in impls.items():
+            start = time.perf_counter()
+            optimizer.step()
+            if i >= warmup:
+                times[key].append(time.perf_counter() - start)
+    numel = sum(sizes)
+    moved = numel * 4 * (3 + 2 * buffers)  # p read+write, g read, each buffer read+write
+    medians = {key: statistics.median(v) for key, v in times.items()}
+    del impls
+    return {
+        "algo": name, "tensors": len(sizes), "elements": numel, "bytes_moved": moved,
+        "state_bytes_per_param": 4 * buffers, "median_s": medians, "first_step_s": first_step,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="a,b,c,d")
+    parser.add_argument("--algos", default=",".join(ALGOS))
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--loop", action="store_true", help="also torch's for-loop path")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default="benchmarks/step_speed.json")
+    parser.add_argument("--markdown", default="benchmarks/step_speed.md")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bandwidth = triad_bandwidth()
+    print(f"triad bandwidth: {bandwidth:.1f} GB/s, {torch.get_num_threads()} threads", flush=True)
+    results = []
+    reference = {}  # model -> torch fused adam s/byte
+    for model in args.models.split(","):
+        sizes = model_sizes(model)
+        for name in args.algos.split(","):
+            steps = args.steps if model != "d" else max(5, args.steps // 3)
+            r = bench_algo(name, sizes, steps, args.warmup, args.loop)
+            r["model"] = model
+            torch_keys = [k for k in r["median_s"] if k.startswith("torch")]
+            fastest = min(torch_keys, key=r["median_s"].get)
+            ours = r["median_s"]["optimlab"]
+            r["torch_fastest"] = fastest
+            r["ratio"] = ours / r["median_s"][fastest]
+            r["GBps"] = r["bytes_moved"] / ours / 1e9
+            r["bandwidth_fraction"] = r["GBps"] / bandwidth
+            if name == "adam" and "torch fused" in r["median_s"]:
+                reference[model] = r["median_s"]["torch fused"] / r["bytes_moved"]
+            results.append(r)
+            cells = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r["median_s"].items())
+            print(f"({model}) {name}: {cells}; ratio {r['ratio']:.2f}; {r['GBps']:.1f} GB/s "
+                  f"({100 * r['bandwidth_fraction']:.0f}%); first step {r['first_step_s']:.2f} s", flush=True)
+    for r in results:
+        ref = reference.get(r["model"])
+        r["per_byte_vs_torch_fused_adam"] = (r["median_s"]["optimlab"] / r["bytes_moved"]) / ref if ref else None
+    info = {
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "triad_GBps": bandwidth, "kernel_stats": dict(engine.stats), "compile_seconds": engine.compile_seconds,
+    }
+    print("kernel cache:", dict(engine.stats), "build/load seconds:",
+          {k: round(v, 3) for k, v in engine.compile_seconds.items()})
+    with open(args.json, "w") as f:
+        json.dump({"info": info, "results": results}, f, indent=1)
+    lines = [
+        f"torch {info['torch']}, {info['threads']} threads, triad {bandwidth:.1f} GB/s. Times are medians (ms).",
+        "",
+        "| model | algorithm | optimlab | torch for-loop | torch foreach | torch fused | ratio | GB/s (% triad) | per byte vs fused Adam | state B/param |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = r["median_s"]
+        cell = lambda k: f"{m[k] * 1e3:.2f}" if k in m else "-"  # noqa: E731
+        per_byte = r["per_byte_vs_torch_fused_adam"]
+        lines.append(
+            f"| ({r['model']}) {r['tensors']}x | {r['algo']} | {cell('optimlab')} | {cell('torch forloop')} | "
+            f"{cell('torch foreach')} | {cell('torch fused')} | {r['ratio']:.2f} | {r['GBps']:.1f} "
+            f"({100 * r['bandwidth_fraction']:.0f}%) | {per_byte:.2f} | {r['state_bytes_per_param']} |"
+            if per_byte is not None else
+            f"| ({r['model']}) {r['tensors']}x | {r['algo']} | {cell('optimlab')} | {cell('torch forloop')} | "
+            f"{cell('torch foreach')} | {cell('torch fused')} | {r['ratio']:.2f} | {r['GBps']:.1f} "
+            f"({100 * r['bandwidth_fraction']:.0f}%) | - | {r['state_bytes_per_param']} |"
+        )
+    with open(args.markdown, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The fused path (one compiled C kernel per chain) against the eager paths and torch.optim.
+
+The eager `TensorList` paths are the reference; the fused path must equal them to
+rounding, for every alias and option, and take over by default only where it pays.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import optimlab
+from optimlab.fused import engine
+from helpers import MLP, PARITY_RTOL, PARITY_STEPS, assert_close, param_groups, params_of, record, train
+from optimizer_cases import SAMPLES, TORCH_SAMPLES, ids
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="no C compiler for the fused path")
+
+
+def _kernel_calls():
+    return engine.stats["calls"]
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize(("case", "sample"), TORCH_SAMPLES, ids=ids)
+def test_fused_matches_torch(case, sample):
+    """The parity test of tests/test_parity.py, on the fused path: 200 steps, two groups."""
+    model = MLP()
+    twin = copy.deepcopy(model)
+    ours = case.make(param_groups(model, sample, case.group2), fused=True, **sample)
+    theirs = case.make_torch(param_groups(twin, sample, case.group2), foreach=False, **sample)
+    maximize = sample.get("maximize", False)
+    calls = _kernel_calls()
+    train(model, ours, PARITY_STEPS, maximize)
+    train(twin, theirs, PARITY_STEPS, maximize)
+    assert _kernel_calls() - calls >= 2 * (PARITY_STEPS - 1), "the fused path did not run"
+    worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, f"{case} {sample}")
+    record(f"fused vs torch: {case.name}", worst)
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize(("case", "sample"), SAMPLES, ids=ids)
+def test_fused_matches_eager(case, sample):
+    model = MLP()
+    twin = copy.deepcopy(model)
+    fused = case.make(param_groups(model, sample, case.group2), fused=True, **sample)
+    eager = case.make(param_groups(twin, sample, case.group2), foreach=True, **sample)
+    maximize = sample.get("maximize", False)
+    train(model, fused, PARITY_STEPS, maximize)
+    train(twin, eager, PARITY_STEPS, maximize)
+    # Bit for bit: the kernel rounds as torch's kernels do (see optimlab/fused/spec.py).
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)
+        for key, value in eager.state[q].items():
+            other = fused.state[p][key]
+            if isinstance(value, torch.Tensor):
+                assert other.dtype == value.dtype and torch.equal(other, value), key
+            else:
+                assert other == value
+
+
+@pytest.mark.parametrize(("case", "sample"), SAMPLES, ids=ids)
+def test_fused_mixed_dtypes(case, sample):
+    """float32 and float64 parameters in one group: one kernel call per dtype."""
+    model = MLP(dtypes=(torch.float32, torch.float64))
+    twin = copy.deepcopy(model)
+    fused = case.make(model.parameters(), fused=True, **sample)
+    loop = case.make(twin.parameters(), foreach=False, **sample)
+    maximize = sample.get("maximize", False)
+    calls = _kernel_calls()
+    train(model, fused, 50, maximize)
+    train(twin, loop, 50, maximize)
+    assert _kernel_calls() - calls >= 2 * 49
+    for ours, theirs in zip(model.parameters(), twin.parameters()):
+        rtol = 1e-5 if ours.dtype == torch.float32 else 1e-12
+        worst = assert_close([ours.detach()], [theirs.detach()], rtol, f"mixed dtypes, {ours.dtype}")
+        record(f"fused vs for-loop mixed ({ours.dtype}): {case.name}", worst)
+    third = copy.deepcopy(MLP(dtypes=(torch.float32, torch.float64)))
+    train(third, case.make(third.parameters(), foreach=True, **sample), 50, maximize)
+    for ours, theirs in zip(model.parameters(), third.parameters()):
+        assert torch.equal(ours, theirs), ours.dtype  # float32 too: bit for bit
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", sorted(optimlab.optimizers()))
+def test_every_name_fused_on_a_larger_model(name, dtype):
+    """Tensors large enough for the parallel region (several threads, uneven splits)."""
+    torch.manual_seed(0)
+    shapes = [(300, 257), (1,), (70_001,), (33, 3)]
+    ours = [torch.randn(s, dtype=dtype, requires_grad=True) for s in shapes]
+    twin = [p.detach().clone().requires_grad_() for p in ours]
+    kwargs = {"lr": 1e-2} if name not in ("adadelta",) else {}
+    fused = optimlab.create(name, ours, fused=True, **kwargs)
+    eager = optimlab.create(name, twin, foreach=True, **kwargs)
+    for _ in range(20):
+        grads = [torch.randn_like(p) for p in ours]
+        for p, q, g in zip(ours, twin, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        fused.step()
+        eager.step()
+    for p, q in zip(ours, twin):
+        assert torch.equal(p, q)
+
+
+def _adamw_chain(**hyperparams):
+    transform = optimlab.chain(
+        optimlab.maximize(), optimlab.clip_by_global_norm(0.5), optimlab.scale_by_adam(),
+        optimlab.add_decayed_weights(0.01), optimlab.scale_by_learning_rate(1e-2),
+    )
+    return transform
+
+
+@pytest.mark.usefixtures("float64")
+def test_composed_chain_is_one_kernel():
+    """Global-norm clipping + Adam + decoupled decay: one kernel call per step."""
+    model = MLP()
+    twin = copy.deepcopy(model)
+    fused = optimlab.Optimizer(model.parameters(), _adamw_chain(), fused=True)
+    eager = optimlab.Optimizer(twin.parameters(), _adamw_chain(), foreach=True)
+    calls = _kernel_calls()
+    train(model, fused, 100)
+    train(twin, eager, 100)
+    assert _kernel_calls() - calls == 100
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters()))
+
+
+@pytest.mark.usefixtures("float64")
+def test_nested_chains_and_clip_by_value():
+    def transform():
+        inner = optimlab.chain(optimlab.clip_by_value(0.1), optimlab.trace(0.9), optimlab.trace(0.9))
+        return optimlab.chain(inner, optimlab.scale_by_rms(), optimlab.scale_by_learning_rate(1e-2))
+
+    model = MLP()
+    twin = copy.deepcopy(model)
+    fused = optimlab.Optimizer(model.parameters(), transform(), fused=True)
+    eager = optimlab.Optimizer(twin.parameters(), transform(), foreach=False)
+    train(model, fused, 60)
+    train(twin, eager, 60)
+    assert_close(params_of(model), params_of(twin), 1e-12, "nested chain")
+    assert set(fused.state[model.first.weight]) == {"step", "1.momentum_buffer", "2.momentum_buffer", "square_avg"}
+
+
+def test_clip_after_a_preconditioner_stays_eager():
+    """A global norm of updates that the kernel would compute mid-loop: eager instead."""
+    transform = optimlab.chain(optimlab.scale_by_adam(), optimlab.clip_by_global_norm(1.0),
+                               optimlab.scale_by_learning_rate(1e-2))
+    model = MLP()
+    optimizer = optimlab.Optimizer(model.parameters(), transform, fused=True)
+    calls = _kernel_calls()
+    train(model, optimizer, 5)
+    assert _kernel_calls() == calls
+
+
+@pytest.mark.usefixtures("float64")
+def test_params_with_grad_none_are_skipped():
+    model = MLP()
+    twin = copy.deepcopy(model)
+    fused = optimlab.Adam(model.parameters(), lr=1e-2, fused=True)
+    eager = optimlab.Adam(twin.parameters(), lr=1e-2, foreach=True)
+    for m, optimizer in ((model, fused), (twin, eager)):
+        for step in range(30):
+            optimizer.zero_grad()
+            m.loss().backward()
+            if step % 3 == 0:
+                m.second.bias.grad = None
+            optimizer.step()
+    assert_close(params_of(model), params_of(twin), 1e-12, "grad None")
+    assert fused.state[model.second.bias]["step"] == eager.state[twin.second.bias]["step"] == 20
+
+
+def test_hyperparameters_change_every_step_without_recompiling():
+    """A scheduler on lr, betas and weight decay: the same kernel all along."""
+    model = MLP()
+    optimizer = optimlab.AdamW(model.parameters(), lr=1e-2, fused=True)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=101)
+    train(model, optimizer, 1)
+    kernels, compiles, loads = len(engine._kernels), engine.stats["compiles"], engine.stats["disk_loads"]
+    lookups = engine.stats["lookups"]
+    seen = set()
+    for i in range(100):
+        optimizer.param_groups[0]["weight_decay"] = 0.01 * (i % 7)
+        optimizer.param_groups[0]["eps"] = 1e-8 * (1 + i)
+        seen.add((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"]))
+        train(model, optimizer, 1)
+        scheduler.step()
+    assert len(seen) == 100
+    assert engine.stats["lookups"] - lookups == 100
+    assert (len(engine._kernels), engine.stats["compiles"], engine.stats["disk_loads"]) == (kernels, compiles, loads)
+
+
+def test_state_dict_resume_is_bit_exact():
+    model = MLP(dtypes=(torch.float32, torch.float64))
+    optimizer = optimlab.NAdam(model.parameters(), lr=1e-2, fused=True)
+    train(model, optimizer, 20)
+    saved_model, saved = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    train(model, optimizer, 20)
+    resumed = MLP(dtypes=(torch.float32, torch.float64))
+    resumed.load_state_dict(saved_model)
+    again = optimlab.NAdam(resumed.parameters(), lr=1e-2, fused=True)
+    again.load_state_dict(saved)
+    train(resumed, again, 20)
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_auto_builds_the_kernel_only_where_it_pays(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path))  # nothing built yet
+    monkeypatch.setattr(engine, "_kernels", {})
+    monkeypatch.setattr(engine, "_on_disk", {})
+    monkeypatch.setattr(engine, "AUTO_WORK", 1 << 20)
+    calls = _kernel_calls()
+    model = MLP()
+    train(model, optimlab.Adam(model.parameters()), 50)  # tiny model, short run: eager
+    assert _kernel_calls() == calls and not list(tmp_path.iterdir())
+    big = [torch.zeros(1 << 20, requires_grad=True), torch.zeros(10, requires_grad=True)]
+    for p in big:
+        p.grad = torch.ones_like(p)
+    optimlab.Adam(big).step()  # large: built and used from the first step
+    assert _kernel_calls() == calls + 1
+    for explicit in ({"foreach": True}, {"foreach": False}, {"fused": False}):
+        optimlab.Adam(big, **explicit).step()
+        assert _kernel_calls() == calls + 1
+    # Now built (on disk), the kernel serves small models too, with the same bits.
+    monkeypatch.setattr(engine, "_kernels", {})
+    small, twin = (MLP(dtypes=(torch.float32, torch.float32)) for _ in range(2))
+    train(small, optimlab.Adam(small.parameters()), 5)
+    assert _kernel_calls() == calls + 1 + 5
+    train(twin, optimlab.Adam(twin.parameters(), foreach=True), 5)
+    assert all(torch.equal(p, q) for p, q in zip(small.parameters(), twin.parameters()))
+    assert engine.worthwhile([torch.zeros(100)] * 4, 1) is False
+    assert engine.worthwhile([torch.zeros(100)] * 4, 10**6) is True
+
+
+@pytest.mark.parametrize("kind", ["non-contiguous", "float16", "sparse"])
+def test_unsupported_tensors_fall_back_to_eager(kind):
+    torch.manual_seed(0)
+    if kind == "non-contiguous":
+        make = lambda: [torch.randn(8, 6)[:, ::2].clone().t().requires_grad_()]  # noqa: E731
+        make_grad = lambda p: torch.randn(p.shape[1], p.shape[0]).t()  # noqa: E731
+    elif kind == "float16":
+        make = lambda: [torch.randn(5, dtype=torch.float16, requires_grad=True)]  # noqa: E731
+        make_grad = lambda p: torch.randn_like(p)  # noqa: E731
+    else:
+        make = lambda: [torch.randn(10, 3, requires_grad=True)]  # noqa: E731
+        make_grad = lambda p: torch.sparse_coo_tensor([[1, 4]], torch.randn(2, 3), (10, 3))  # noqa: E731
+    ours = make()
+    twin = [p.detach().clone().requires_grad_() for p in ours]
+    cls = optimlab.SGD if kind == "sparse" else optimlab.Adam
+    fused, eager = cls(ours, lr=0.1, fused=True), cls(twin, lr=0.1, foreach=False)
+    calls = _kernel_calls()
+    for _ in range(5):
+        grads = [make_grad(p) for p in ours]
+        for p, q, g in zip(ours, twin, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        fused.step()
+        eager.step()
+    assert _kernel_calls() == calls
+    assert torch.equal(ours[0], twin[0])
+
+
+def test_fused_and_foreach_together_raise():
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        optimlab.Adam(MLP().parameters(), fused=True, foreach=True)
+
+
+def test_kernels_are_cached_across_processes(tmp_path):
+    script = textwrap.dedent("""
+        import torch, optimlab
+        from optimlab.fused import engine
+        p = torch.zeros(1000, requires_grad=True)
+        p.grad = torch.ones(1000)
+        optimlab.RAdam([p], lr=0.1, fused=True).step()
+        print(engine.stats["compiles"], engine.stats["disk_loads"], engine.stats["calls"])
+    """)
+    env = {**os.environ, "OPTIMLAB_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout.split()
+        for _ in range(2)
+    ]
+    assert runs == [["1", "0", "1"], ["0", "1", "1"]]
+    assert len(list(tmp_path.glob("*.so"))) == 1
+
+
+def test_generated_source_is_one_loop_over_all_tensors():
+    specs = engine.describe(_adamw_chain(), {**_adamw_chain().hyperparams, "max_norm": 0.5})
+    source, slots = engine.generate([s for s, _, _ in specs], "float")
+    assert source.count("for (int64_t b = s; b < e; b += BLOCK)") == 1  # one pass over memory
+    assert source.count("#pragma omp parallel") == 1
+    assert "typedef float T;" in source
+    assert len(slots) == len(set(slots))

@@ -44,8 +44,8 @@ def test_foreach_matches_for_loop(case, sample):
     multi = case.make(param_groups(model, sample, case.group2), foreach=True, **sample)
     loop = case.make(param_groups(twin, sample, case.group2), foreach=False, **sample)
     maximize = sample.get("maximize", False)
-    train(model, multi, PARITY_STEPS, maximize)
-    train(twin, loop, PARITY_STEPS, maximize)
+    train(model, multi, 100, maximize)
+    train(twin, loop, 100, maximize)
     worst = assert_close(params_of(model), params_of(twin), 1e-12, "foreach vs for-loop")
     record(f"foreach vs for-loop: {case.name}", worst)
 
@@ -68,17 +68,20 @@ def test_foreach_matches_for_loop_mixed_dtypes(case, sample):
     assert {p.dtype for p in model.parameters()} == {torch.float32, torch.float64}
 
 
+SCHEDULER_STEPS = 100
+
+
 def _torch_scheduler(name, optimizer, case):
     sched = torch.optim.lr_scheduler
     if name == "StepLR":
         return sched.StepLR(optimizer, step_size=30, gamma=0.5)
     if name == "CosineAnnealingLR":
-        return sched.CosineAnnealingLR(optimizer, T_max=PARITY_STEPS // 2, eta_min=1e-4)
+        return sched.CosineAnnealingLR(optimizer, T_max=SCHEDULER_STEPS // 2, eta_min=1e-4)
     if name == "LambdaLR":
         return sched.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + 0.05 * step))
     if name == "OneCycleLR":
         cycles = any(k in optimizer.defaults for k in ("momentum", "betas"))
-        return sched.OneCycleLR(optimizer, max_lr=[0.02, 0.01], total_steps=PARITY_STEPS, cycle_momentum=cycles)
+        return sched.OneCycleLR(optimizer, max_lr=[0.02, 0.01], total_steps=SCHEDULER_STEPS, cycle_momentum=cycles)
     raise AssertionError(name)
 
 
@@ -92,8 +95,8 @@ def test_lr_scheduler_drives_like_torch(case, scheduler):
     theirs_sched = _torch_scheduler(scheduler, theirs, case)
     maximize = sample.get("maximize", False)
     seen = []
-    train(model, ours, PARITY_STEPS, maximize, ours_sched, hook=lambda i: seen.append(ours.param_groups[0]["lr"]))
-    train(twin, theirs, PARITY_STEPS, maximize, theirs_sched)
+    train(model, ours, SCHEDULER_STEPS, maximize, ours_sched, hook=lambda i: seen.append(ours.param_groups[0]["lr"]))
+    train(twin, theirs, SCHEDULER_STEPS, maximize, theirs_sched)
     assert len(set(seen)) > 1, "the scheduler changed nothing"
     worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, scheduler)
     record(f"lr scheduler {scheduler}: {case.name}", worst)

@@ -17,31 +17,14 @@ import torch
 
 import optimlab
 from optimlab.fused import engine
-from helpers import MLP, PARITY_RTOL, PARITY_STEPS, assert_close, param_groups, params_of, record, train
-from optimizer_cases import SAMPLES, TORCH_SAMPLES, ids
+from helpers import MLP, PARITY_STEPS, assert_close, param_groups, params_of, record, train
+from optimizer_cases import SAMPLES, ids
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="no C compiler for the fused path")
 
 
 def _kernel_calls():
     return engine.stats["calls"]
-
-
-@pytest.mark.usefixtures("float64")
-@pytest.mark.parametrize(("case", "sample"), TORCH_SAMPLES, ids=ids)
-def test_fused_matches_torch(case, sample):
-    """The parity test of tests/test_parity.py, on the fused path: 200 steps, two groups."""
-    model = MLP()
-    twin = copy.deepcopy(model)
-    ours = case.make(param_groups(model, sample, case.group2), fused=True, **sample)
-    theirs = case.make_torch(param_groups(twin, sample, case.group2), foreach=False, **sample)
-    maximize = sample.get("maximize", False)
-    calls = _kernel_calls()
-    train(model, ours, PARITY_STEPS, maximize)
-    train(twin, theirs, PARITY_STEPS, maximize)
-    assert _kernel_calls() - calls >= 2 * (PARITY_STEPS - 1), "the fused path did not run"
-    worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, f"{case} {sample}")
-    record(f"fused vs torch: {case.name}", worst)
 
 
 @pytest.mark.usefixtures("float64")

@@ -9,30 +9,38 @@ import pytest
 import torch
 from torch import nn
 
+from optimlab.fused import engine
+
 from helpers import MLP, PARITY_RTOL, PARITY_STEPS, assert_close, param_groups, params_of, record, train
 from optimizer_cases import CASES, SAMPLES, TORCH_CASES, TORCH_SAMPLES, ids
 
 pytestmark = pytest.mark.usefixtures("float64")
 
 
-def _pair(case, sample, foreach, model=None, extra=None):
+def _pair(case, sample, execution, model=None, extra=None):
     model = model or MLP()
     twin = copy.deepcopy(model)
-    ours = case.make(param_groups(model, sample, case.group2 | (extra or {})), foreach=foreach, **sample)
+    ours = case.make(param_groups(model, sample, case.group2 | (extra or {})), **execution, **sample)
     theirs = case.make_torch(param_groups(twin, sample, case.group2 | (extra or {})), foreach=False, **sample)
     return model, ours, twin, theirs
 
 
-@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "for-loop"])
+EXECUTIONS = {"foreach": {"foreach": True}, "for-loop": {"foreach": False}, "fused": {"fused": True}}
+
+
+@pytest.mark.parametrize("path", list(EXECUTIONS))
 @pytest.mark.parametrize(("case", "sample"), TORCH_SAMPLES, ids=ids)
-def test_matches_torch(case, sample, foreach):
-    """>= 200 steps, two param groups with different lr and weight decay."""
-    model, ours, twin, theirs = _pair(case, sample, foreach)
+def test_matches_torch(case, sample, path):
+    """>= 200 steps, two param groups with different lr and weight decay, on each path."""
+    model, ours, twin, theirs = _pair(case, sample, EXECUTIONS[path])
     maximize = sample.get("maximize", False)
+    kernel_calls = engine.stats["calls"]
     train(model, ours, PARITY_STEPS, maximize)
     train(twin, theirs, PARITY_STEPS, maximize)
+    if path == "fused":  # one call per group and step, but for a lazily created first-step buffer
+        assert engine.stats["calls"] - kernel_calls >= 2 * (PARITY_STEPS - 1), "the fused path did not run"
     worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, f"{case} {sample}")
-    record(f"torch parity: {case.name}", worst)
+    record(f"torch parity ({path}): {case.name}", worst)
     # Sanity: the run moved the parameters (a no-op optimizer would match a no-op twin).
     assert not torch.equal(params_of(model)[0], params_of(MLP())[0])
 
@@ -90,7 +98,7 @@ def _torch_scheduler(name, optimizer, case):
 def test_lr_scheduler_drives_like_torch(case, scheduler):
     """The scheduler steps every iteration; OneCycleLR also cycles momentum/betas."""
     sample = case.samples[-1]
-    model, ours, twin, theirs = _pair(case, sample, True)
+    model, ours, twin, theirs = _pair(case, sample, EXECUTIONS["foreach"])
     ours_sched = _torch_scheduler(scheduler, ours, case)
     theirs_sched = _torch_scheduler(scheduler, theirs, case)
     maximize = sample.get("maximize", False)
@@ -112,7 +120,7 @@ _MUTABLE = {"betas": (0.8, 0.99), "momentum": 0.5, "rho": 0.8, "alpha": 0.9, "lr
 def test_changing_hyperparameters_mid_run(case):
     """param_groups[i]["betas"] / ["momentum"] (and rho, alpha, lr_decay) read at every step."""
     sample = case.samples[0]
-    model, ours, twin, theirs = _pair(case, sample, True)
+    model, ours, twin, theirs = _pair(case, sample, EXECUTIONS["foreach"])
     changed = []
 
     def change(optimizer):

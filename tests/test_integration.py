@@ -80,7 +80,10 @@ def _distributed_worker(rank: int, world_size: int, port: int, wrapper: str, res
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     torch.set_num_threads(1)
     final = {}
-    for name, factory in (("torch", torch.optim.Adam), ("optimlab", optimlab.Adam)):
+    # fused=True: wrapped parameters (DDP's plain tensors, FSDP's DTensors) must either take
+    # the kernel or fall back to the eager path, never reach the kernel as wrappers.
+    optimizers = (("torch", torch.optim.Adam, {}), ("optimlab", optimlab.Adam, {"fused": True}))
+    for name, factory, options in optimizers:
         model = _mlp()
         if wrapper == "fsdp":
             from torch.distributed.fsdp import fully_shard
@@ -88,7 +91,7 @@ def _distributed_worker(rank: int, world_size: int, port: int, wrapper: str, res
             fully_shard(model)
         else:
             model = torch.nn.parallel.DistributedDataParallel(model)
-        optimizer = factory(model.parameters(), lr=1e-2, weight_decay=0.01)
+        optimizer = factory(model.parameters(), lr=1e-2, weight_decay=0.01, **options)
         data = torch.Generator().manual_seed(rank)  # each rank sees its own batches
         for _ in range(10):
             x, y = torch.randn(16, 8, generator=data), torch.randn(16, 1, generator=data)

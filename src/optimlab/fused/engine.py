@@ -367,6 +367,12 @@ AUTO_WORK = 1 << 24
 _PER_TENSOR = 4096
 
 
+def _plain(tensor: torch.Tensor) -> bool:
+    """A tensor whose data_ptr is its elements: not a wrapper subclass such as FSDP's
+    DTensor (whose local shard the kernel cannot see: the eager path runs them)."""
+    return type(tensor) in (torch.Tensor, torch.nn.Parameter)
+
+
 def worthwhile(params, step: int) -> bool:
     n = len(params)
     if step * _PER_TENSOR * n >= AUTO_WORK:
@@ -396,12 +402,12 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     for i, (p, g) in enumerate(zip(params_t, grads_t)):
         dtype = p.dtype
         if (dtype not in _DTYPES or g.dtype != dtype or p.device.type != "cpu" or g.layout != torch.strided
-                or not p.is_contiguous() or not g.is_contiguous()):
+                or not p.is_contiguous() or not g.is_contiguous() or not _plain(p) or not _plain(g)):
             return False
         groups.setdefault(dtype, []).append(i)
     for column in columns:
         for p, b in zip(params_t, column):
-            if b.dtype != p.dtype or not b.is_contiguous() or b.numel() != p.numel():
+            if b.dtype != p.dtype or not b.is_contiguous() or b.numel() != p.numel() or not _plain(b):
                 return False
     try:
         kernels = {dtype: kernel([s for s, _, _ in specs], dtype) for dtype in groups}

@@ -105,7 +105,9 @@ typedef {T} T;
 typedef void (*roots_fn)(int n, const T *a, T *r);
 #define ABS(x) {fabs}(x)
 #define FMA(a, b, c) {fma}(a, b, c)
-static inline T lerp(T a, T b, T w) {{ return ABS(w) < (T)0.5 ? FMA(w, b - a, a) : FMA(w - (T)1, b - a, b); }}
+#define SQRT(x) {sqrt}(x)
+/* torch's lerp: both branches, then a select, so that the loop vectorizes */
+static inline T lerp(T a, T b, T w) {{ T d = b - a, lo = FMA(w, d, a), hi = FMA(w - (T)1, d, b); return ABS(w) < (T)0.5 ? lo : hi; }}
 static inline T maximum(T a, T b) {{ return (a > b || a != a) ? a : b; }}
 #define BLOCK 4096
 /* square roots of a block, in place: torch's routine if given, else IEEE sqrt */
@@ -156,12 +158,14 @@ _STAGE = """\
 """
 
 
-def generate(specs: list[Elementwise], ctype: str) -> tuple[str, list[tuple[int, str]]]:
+def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = False) -> tuple[str, list[tuple[int, str]]]:
     """The C source of the chain's kernel and its per-step scalars, as (part, name).
 
     The loop body is the parts' snippets in order, cut into stages at each ``SQRTS;``;
     a block of elements goes through one stage, then the square roots of the block's
-    registers, then the next stage; all in L1, one read and one write of memory.
+    registers (torch's routine), then the next stage; all in cache, one read and one
+    write of memory. With ``inline_roots`` (IEEE square roots suffice) there is one
+    stage, and ``SQRTS;`` is the vectorized IEEE sqrt in place.
     """
     buffer_count = 0
     scalar_names: list[tuple[int, str]] = []
@@ -179,6 +183,8 @@ def generate(specs: list[Elementwise], ctype: str) -> tuple[str, list[tuple[int,
                 mapping[name] = f"k{len(scalar_names)}"
                 scalar_names.append((index, name))
         text = Template(code).substitute(mapping)
+        if inline_roots:
+            text = text.replace("SQRTS;", "R0 = SQRT(R0); R1 = SQRT(R1);")
         for number, piece in enumerate(text.split("SQRTS;")):
             if number:
                 stages.append([])
@@ -313,7 +319,7 @@ def kernel(specs: list[Elementwise], dtype: torch.dtype):
         with _lock:
             entry = _kernels.get(key)
             if entry is None:
-                source, slots = generate(specs, _DTYPES[dtype])
+                source, slots = generate(specs, _DTYPES[dtype], torch_roots(dtype) is None)
                 try:
                     entry = (_library(source), slots)
                 except (RuntimeError, OSError, subprocess.SubprocessError) as error:
@@ -340,7 +346,7 @@ def _built(specs, params) -> bool:
                 _, fingerprint = _toolchain()
             except (RuntimeError, OSError, subprocess.SubprocessError):
                 return False
-            source, _ = generate(specs, _DTYPES[dtype])
+            source, _ = generate(specs, _DTYPES[dtype], torch_roots(dtype) is None)
             name = hashlib.sha256((fingerprint + source).encode()).hexdigest()[:24]
             _on_disk[key] = (cache_dir() / f"optimlab_{name}.so").exists()
         if not _on_disk[key]:

@@ -213,18 +213,19 @@ def test_complex_parameters_match_torch(case, sample, foreach):
 def _sparse_run(make, sample, steps=PARITY_STEPS):
     torch.manual_seed(4)
     embedding = nn.Embedding(10, 3, sparse=True).double()
+    scale = nn.Parameter(torch.ones(3))  # a dense gradient in the same group
     target = torch.randn(10, 3)
     generator = torch.Generator().manual_seed(5)
-    optimizer = make(embedding.parameters(), **sample)
+    optimizer = make([embedding.weight, scale], **sample)
     maximize = sample.get("maximize", False)
     for _ in range(steps):
         index = torch.randint(0, 10, (4,), generator=generator)
         optimizer.zero_grad()
-        loss = (embedding(index) - target[index]).pow(2).sum()
+        loss = (embedding(index) * scale - target[index]).pow(2).sum()
         (-loss if maximize else loss).backward()
-        assert embedding.weight.grad.is_sparse
+        assert embedding.weight.grad.is_sparse and not scale.grad.is_sparse
         optimizer.step()
-    return embedding.weight.detach()
+    return torch.cat([embedding.weight.detach().flatten(), scale.detach()])
 
 
 def _dense_only(sample):
@@ -233,7 +234,8 @@ def _dense_only(sample):
 
 @pytest.mark.parametrize(("case", "sample"), [cs for cs in TORCH_SAMPLES if cs[0].supports_sparse], ids=ids)
 def test_sparse_gradients_match_torch(case, sample):
-    """nn.Embedding(sparse=True); weight decay is dense, so it is left out."""
+    """nn.Embedding(sparse=True) beside a dense parameter in one group; weight decay is
+    dense, so it is left out."""
     sample = _dense_only(sample)
     ours = _sparse_run(case.make, sample)
     theirs = _sparse_run(case.make_torch, sample)

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from optimlab.lab.problems import get_problem
 from optimlab.lab.runner import RunRecord, run
@@ -41,3 +42,31 @@ def test_record_round_trips_through_json_dict():
 def test_bad_split_is_named():
     with pytest.raises(ValueError, match="split"):
         run(get_problem("saddle"), "adam", {"lr": 1e-2}, seed=0, split="train")
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "momentum"])
+def test_sparse_embedding_gradients_give_the_dense_numbers(monkeypatch, optimizer):
+    """Optimizers that take sparse gradients get them on the recommender; the math is unchanged."""
+    from optimlab.lab import runner
+
+    problem = get_problem("recommender_clicks")
+    calls = []
+    original = runner.sparse_embeddings
+    monkeypatch.setattr(runner, "sparse_embeddings", lambda model: calls.append(model) or original(model))
+    sparse = run(problem, optimizer, {"lr": 0.05}, seed=0, split="validation")
+    assert calls and all(m.sparse for m in calls[0].modules() if isinstance(m, torch.nn.Embedding))
+    monkeypatch.setattr(runner, "sparse_embeddings", lambda model: None)
+    dense = run(problem, optimizer, {"lr": 0.05}, seed=0, split="validation")
+    assert sparse.steps == dense.steps
+    # float32, 600 steps: only the summation order of repeated rows differs (coalesce vs index_add)
+    assert sparse.train_loss == pytest.approx(dense.train_loss, rel=1e-3)
+    assert sparse.metric == pytest.approx(dense.metric, abs=1e-3)
+
+
+def test_dense_only_optimizers_keep_dense_embeddings(monkeypatch):
+    from optimlab.lab import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "sparse_embeddings", lambda model: calls.append(model))
+    run(get_problem("recommender_clicks"), "adam", {"lr": 1e-2}, seed=0, split="validation")
+    assert not calls

@@ -65,6 +65,15 @@ def _state_megabytes(optimizer: torch.optim.Optimizer) -> float:
     return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
+def sparse_embeddings(model: torch.nn.Module) -> None:
+    """Let embedding tables send sparse gradients (only the rows a batch touched), as one
+    configures them for an optimizer that takes sparse gradients (SGD, Adagrad). The math
+    is the dense math; the step only visits the touched rows."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            module.sparse = True
+
+
 def run(problem: Problem, optimizer: str, hparams: dict[str, float], seed: int, split: str) -> RunRecord:
     """Train ``problem`` with ``optimlab.create(optimizer, ..., **hparams)`` for its step budget.
 
@@ -76,6 +85,8 @@ def run(problem: Problem, optimizer: str, hparams: dict[str, float], seed: int, 
     spec = problem.spec
     task = problem.build(seed, split)
     opt = optimlab.create(optimizer, task.model.parameters(), **hparams)
+    if getattr(opt, "transform", None) is not None and opt.transform.supports_sparse:
+        sparse_embeddings(task.model)
     record = RunRecord(problem=spec.name, optimizer=optimizer, hparams=dict(hparams), seed=seed, split=split,
                        trajectory=[task.position()] if task.position else None)
     loss_sum, loss_count = 0.0, 0

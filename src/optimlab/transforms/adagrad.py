@@ -33,13 +33,12 @@ class scale_by_adagrad(Transform):
 
     def update(self, updates, state, params, hyperparams, step):
         eps = hyperparams["eps"]
-        accumulator = state["sum"]
-        if updates.is_sparse:
-            return updates.wrap(
-                [_sparse_step(g, s, eps) for g, s in zip(updates, accumulator)]
-            )
-        accumulator.addcmul_(updates, updates, value=1)
-        return updates / accumulator.sqrt().add_(eps)
+        if updates.is_sparse:  # one tensor at a time: a group may mix sparse and dense gradients
+            return updates.wrap([
+                (_sparse_step if g.is_sparse else _dense_step)(g, s, eps)
+                for g, s in zip(updates, state["sum"])
+            ])
+        return _dense_step(updates, state["sum"], eps)
 
     def elementwise(self, hyperparams):
         return Elementwise(
@@ -47,6 +46,12 @@ class scale_by_adagrad(Transform):
             lambda hp, step, state, grads: {"eps": hp["eps"]},
             ("sum",),
         )
+
+
+def _dense_step(grad, accumulator, eps: float):
+    """G += g^2; g / (sqrt(G) + eps): for a Tensor or a TensorList."""
+    accumulator.addcmul_(grad, grad, value=1)
+    return grad / accumulator.sqrt().add_(eps)
 
 
 def _sparse_step(grad: torch.Tensor, accumulator: torch.Tensor, eps: float) -> torch.Tensor:

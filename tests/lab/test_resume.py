@@ -62,3 +62,17 @@ def test_sigkill_then_rerun_completes_without_redoing_or_losing(tmp_path):
         assert sorted(t.params["seed"] for t in store.done_trials(seeds)) == list(range(1, SEEDS + 1))
         assert not [t for t in tune.trials + seeds.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert (tmp_path / "report.html").exists()
+
+
+def test_trial_killed_before_its_first_heartbeat_is_requeued(tmp_path):
+    """A process killed between creating a trial and its first heartbeat leaves a RUNNING trial
+    Optuna never declares stale; the store re-queues it after the grace period."""
+    storage = store.open_storage(store.default_storage(tmp_path))
+    study = optuna.create_study(storage=storage, study_name="orphan")
+    orphan = study.ask()  # RUNNING, and no heartbeat thread ever starts for it
+    assert store.pending_trials(study) == (1, 0)  # young: maybe alive, left alone
+    deadline = time.time() + 4 * store.GRACE_PERIOD
+    while store.pending_trials(study) != (0, 1) and time.time() < deadline:
+        time.sleep(0.5)
+    assert store.pending_trials(study) == (0, 1)  # failed, and a retry is waiting
+    assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL

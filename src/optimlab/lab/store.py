@@ -12,6 +12,7 @@ parameters. A trial only counts as done when it finished *and* carries its recor
 
 from __future__ import annotations
 
+import datetime
 import logging
 import warnings
 import zlib
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models as rdb_models
 from optuna.trial import FrozenTrial, TrialState
 
 from .problems import ProblemSpec
@@ -95,8 +97,33 @@ def done_trials(study: optuna.Study) -> list[FrozenTrial]:
     return sorted((t for t in trials if RUN_ATTR in t.user_attrs), key=lambda t: t.number)
 
 
+def _start_heartbeats_of_orphans(study: optuna.Study) -> None:
+    """Give a heartbeat to RUNNING trials that never had one and started over `GRACE_PERIOD`
+    ago: their process died between creating the trial and its first heartbeat (Optuna skips
+    such trials when it fails stale ones, so they would stay RUNNING for ever). A live trial
+    beats within milliseconds of its start; an orphan, given one beat, goes stale after
+    `GRACE_PERIOD` and is failed and re-queued like any other."""
+    storage = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache wrapper
+    if not isinstance(storage, RDBStorage):
+        return
+    now = datetime.datetime.now()
+    old = [t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start is not None and (now - t.datetime_start).total_seconds() > GRACE_PERIOD]
+    if not old:
+        return
+    session = storage.scoped_session()
+    try:
+        orphans = [trial.trial_id for trial in session.query(rdb_models.TrialModel)
+                   .filter(rdb_models.TrialModel.trial_id.in_(old)).all() if not trial.heartbeats]
+    finally:
+        session.close()
+    for trial_id in orphans:
+        storage.record_heartbeat(trial_id)
+
+
 def pending_trials(study: optuna.Study) -> tuple[int, int]:
     """(running, waiting) trial counts, after failing and re-queueing trials of dead workers."""
+    _start_heartbeats_of_orphans(study)
     optuna.storages.fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
     running = sum(t.state == TrialState.RUNNING for t in trials)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -39,18 +38,20 @@ def clipped_adamw(params, **options):
     return optimlab.Optimizer(params, transform, **options)
 
 
-# name: (optimlab factory, torch class, kwargs, torch paths, state buffers per param)
+# name: (optimlab factory, torch class, kwargs, torch paths, state buffers per param,
+#        reads of the gradient the math needs)
 ALGOS = {
-    "sgd": (optimlab.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.9}, ("foreach", "fused"), 1),
-    "adam": (optimlab.Adam, torch.optim.Adam, {"lr": 1e-3}, ("foreach", "fused"), 2),
-    "adamw": (optimlab.AdamW, torch.optim.AdamW, {"lr": 1e-3}, ("foreach", "fused"), 2),
-    "adagrad": (optimlab.Adagrad, torch.optim.Adagrad, {"lr": 1e-2}, ("foreach", "fused"), 1),
-    "rmsprop": (optimlab.RMSprop, torch.optim.RMSprop, {"lr": 1e-3}, ("foreach",), 1),
-    "adadelta": (optimlab.Adadelta, torch.optim.Adadelta, {}, ("foreach",), 2),
-    "adamax": (optimlab.Adamax, torch.optim.Adamax, {"lr": 2e-3}, ("foreach",), 2),
-    "nadam": (optimlab.NAdam, torch.optim.NAdam, {"lr": 2e-3}, ("foreach",), 2),
-    "radam": (optimlab.RAdam, torch.optim.RAdam, {"lr": 1e-3}, ("foreach",), 2),
-    "clip+adamw": (clipped_adamw, torch.optim.AdamW, {"lr": 1e-3}, ("foreach", "fused"), 2),
+    "sgd": (optimlab.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.9}, ("foreach", "fused"), 1, 1),
+    "adam": (optimlab.Adam, torch.optim.Adam, {"lr": 1e-3}, ("foreach", "fused"), 2, 1),
+    "adamw": (optimlab.AdamW, torch.optim.AdamW, {"lr": 1e-3}, ("foreach", "fused"), 2, 1),
+    "adagrad": (optimlab.Adagrad, torch.optim.Adagrad, {"lr": 1e-2}, ("foreach", "fused"), 1, 1),
+    "rmsprop": (optimlab.RMSprop, torch.optim.RMSprop, {"lr": 1e-3}, ("foreach",), 1, 1),
+    "adadelta": (optimlab.Adadelta, torch.optim.Adadelta, {}, ("foreach",), 2, 1),
+    "adamax": (optimlab.Adamax, torch.optim.Adamax, {"lr": 2e-3}, ("foreach",), 2, 1),
+    "nadam": (optimlab.NAdam, torch.optim.NAdam, {"lr": 2e-3}, ("foreach",), 2, 1),
+    "radam": (optimlab.RAdam, torch.optim.RAdam, {"lr": 1e-3}, ("foreach",), 2, 1),
+    # the global norm reads the gradients once more
+    "clip+adamw": (clipped_adamw, torch.optim.AdamW, {"lr": 1e-3}, ("foreach", "fused"), 2, 2),
 }
 
 
@@ -89,7 +90,7 @@ def triad_bandwidth(n=1 << 28, repeats=8) -> float:
 
 
 def bench_algo(name, sizes, steps, warmup, loop):
-    factory, torch_cls, kwargs, torch_paths, buffers = ALGOS[name]
+    factory, torch_cls, kwargs, torch_paths, buffers, grad_reads = ALGOS[name]
     impls = {}
     compile_start = time.perf_counter()
     first = make_params(sizes)
@@ -108,7 +109,7 @@ def bench_algo(name, sizes, steps, warmup, loop):
             if i >= warmup:
                 times[key].append(time.perf_counter() - start)
     numel = sum(sizes)
-    moved = numel * 4 * (3 + 2 * buffers)  # p read+write, g read, each buffer read+write
+    moved = numel * 4 * (2 + grad_reads + 2 * buffers)  # p read+write, g read(s), each buffer read+write
     medians = {key: statistics.median(v) for key, v in times.items()}
     del impls
     return {
@@ -125,16 +126,15 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--loop", action="store_true", help="also torch's for-loop path")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--ieee-sqrt", action="store_true",
-                        help="fused kernels take IEEE square roots (OPTIMLAB_IEEE_SQRT=1): faster, "
-                             "no longer bit-identical to the eager path")
+    parser.add_argument("--bit-exact", action="store_true",
+                        help="the fused path in its bit-exact mode (OPTIMLAB_BIT_EXACT=1): torch.sqrt's "
+                             "square roots and torch's global norm, the eager path's bits")
     parser.add_argument("--json", default="benchmarks/step_speed.json")
     parser.add_argument("--markdown", default="benchmarks/step_speed.md")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.ieee_sqrt:
-        os.environ["OPTIMLAB_IEEE_SQRT"] = "1"
+    engine.bit_exact = args.bit_exact
     bandwidth = triad_bandwidth()
     print(f"triad bandwidth: {bandwidth:.1f} GB/s, {torch.get_num_threads()} threads", flush=True)
     results = []
@@ -162,7 +162,7 @@ def main(argv=None):
         ref = reference.get(r["model"])
         r["per_byte_vs_torch_fused_adam"] = (r["median_s"]["optimlab"] / r["bytes_moved"]) / ref if ref else None
     info = {
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "bit_exact": engine.bit_exact, "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "triad_GBps": bandwidth, "kernel_stats": dict(engine.stats), "compile_seconds": engine.compile_seconds,
     }
     print("kernel cache:", dict(engine.stats), "build/load seconds:",
@@ -170,7 +170,8 @@ def main(argv=None):
     with open(args.json, "w") as f:
         json.dump({"info": info, "results": results}, f, indent=1)
     lines = [
-        f"torch {info['torch']}, {info['threads']} threads, triad {bandwidth:.1f} GB/s. Times are medians (ms).",
+        f"torch {info['torch']}, {info['threads']} threads, triad {bandwidth:.1f} GB/s, "
+        f"{'bit-exact' if engine.bit_exact else 'default'} fused path. Times are medians (ms).",
         "",
         "| model | algorithm | optimlab | torch for-loop | torch foreach | torch fused | ratio | GB/s (% triad) | per byte vs fused Adam | state B/param |",
         "|---|---|---|---|---|---|---|---|---|---|",

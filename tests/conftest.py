@@ -16,6 +16,15 @@ def float64():
         torch.set_default_dtype(previous)
 
 
+@pytest.fixture
+def bit_exact(monkeypatch):
+    """The fused path in its bit-exact mode (torch.sqrt's square roots, torch's global
+    norm): it must then give the eager path's bits."""
+    from optimlab.fused import engine
+
+    monkeypatch.setattr(engine, "bit_exact", True)
+
+
 def pytest_terminal_summary(terminalreporter):
     """The worst relative difference each comparison saw, per optimizer."""
     try:

@@ -30,8 +30,14 @@ EXECUTIONS = {"foreach": {"foreach": True}, "for-loop": {"foreach": False}, "fus
 
 @pytest.mark.parametrize("path", list(EXECUTIONS))
 @pytest.mark.parametrize(("case", "sample"), TORCH_SAMPLES, ids=ids)
-def test_matches_torch(case, sample, path):
-    """>= 200 steps, two param groups with different lr and weight decay, on each path."""
+def test_matches_torch(case, sample, path, request):
+    """>= 200 steps, two param groups with different lr and weight decay, on each path.
+
+    The fused path runs bit-exact (torch.sqrt's roots): some of these full-batch runs
+    are chaotic and blow a last-bit difference up past any tolerance (the default IEEE
+    roots are checked against the paper's formula in test_reference instead)."""
+    if path == "fused":
+        request.getfixturevalue("bit_exact")
     model, ours, twin, theirs = _pair(case, sample, EXECUTIONS[path])
     maximize = sample.get("maximize", False)
     kernel_calls = engine.stats["calls"]

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from optimlab.fused import engine
+
 from helpers import record
 from optimizer_cases import SAMPLES, ids
 
@@ -28,12 +30,19 @@ def _grad(x, t):
     return A @ x - B + NOISE[t]
 
 
-@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "for-loop"])
+EXECUTIONS = {"foreach": {"foreach": True}, "for-loop": {"foreach": False}, "fused": {"fused": True}}
+
+
+@pytest.mark.parametrize("path", list(EXECUTIONS))
 @pytest.mark.parametrize(("case", "sample"), SAMPLES, ids=ids)
-def test_matches_numpy_formula(case, sample, foreach):
+def test_matches_numpy_formula(case, sample, path):
+    """Every path, the fused one with its default IEEE square roots (as NumPy's)."""
     # Two tensors (6 + 4 elements) in one group; the reference steps them as one vector.
     params = [torch.tensor(X0[:6].reshape(2, 3), requires_grad=True), torch.tensor(X0[6:], requires_grad=True)]
-    optimizer = case.make(params, foreach=foreach, **sample)
+    if path == "fused" and not engine.available():
+        pytest.skip("no C compiler for the fused path")
+    optimizer = case.make(params, **EXECUTIONS[path], **sample)
+    calls = engine.stats["calls"]
     hp = case.hyperparams(sample)
     x, state = X0.copy(), {}
     a, b = torch.tensor(A), torch.tensor(B)
@@ -43,8 +52,10 @@ def test_matches_numpy_formula(case, sample, foreach):
         params[0].grad, params[1].grad = grad[:6].reshape(2, 3).clone(), grad[6:].clone()
         optimizer.step()
         x = case.reference(x, _grad(x, t), state, t, hp)
+    if path == "fused":  # every step but for a lazily created first-step buffer
+        assert engine.stats["calls"] - calls >= STEPS - 1, "the fused path did not run"
     ours = torch.cat([p.detach().reshape(-1) for p in params]).numpy()
     assert not np.allclose(x, X0), "the reference did not move"
     worst = float(np.max(np.abs(ours - x) / np.abs(x)))
-    record(f"numpy formula: {case.name}", worst)
+    record(f"numpy formula ({path}): {case.name}", worst)
     np.testing.assert_allclose(ours, x, rtol=1e-10, atol=0)

@@ -10,6 +10,10 @@ one call of a kernel generated from the chain's `Elementwise` snippets:
   concatenated elements, so 2,000 small tensors cost one call, not 2,000;
 * per-step numbers (learning rate, bias corrections, ...) travel in a ``double``
   array at each call: a scheduler never triggers a compilation;
+* a global norm (gradient clipping) is a first pass over the gradients inside the same
+  parallel region, summed in a fixed order (the same bits for any number of threads);
+* square roots are IEEE and inline, as in torch's fused kernels (`bit_exact` takes
+  torch.sqrt's own routine instead, for the eager path's bits);
 * the source is plain C (no torch headers; the kernel links the OpenMP runtime torch
   has already loaded), so gcc builds it in well under a second; the shared library is
   cached on disk under a hash of its source, compiler and CPU, so later processes load
@@ -26,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import platform
 import re
@@ -91,7 +96,7 @@ def describe(transform: Transform, hyperparams) -> list[tuple[Elementwise, Trans
             return None
         specs.append((spec, leaf, prefix))
     for index, (spec, _, _) in enumerate(specs):
-        if spec.reads_updates and not all(s.preserves_norm for s, _, _ in specs[:index]):
+        if spec.norm is not None and not all(s.preserves_norm for s, _, _ in specs[:index]):
             return None
     return specs
 
@@ -99,6 +104,7 @@ def describe(transform: Transform, hyperparams) -> list[tuple[Elementwise, Trans
 # --- Code generation ----------------------------------------------------------------
 _PRELUDE = """\
 #include <stdint.h>
+#include <stdlib.h>
 #include <math.h>
 #include <omp.h>
 typedef {T} T;
@@ -109,6 +115,7 @@ typedef void (*roots_fn)(int n, const T *a, T *r);
 /* torch's lerp: both branches, then a select, so that the loop vectorizes */
 static inline T lerp(T a, T b, T w) {{ T d = b - a, lo = FMA(w, d, a), hi = FMA(w - (T)1, d, b); return ABS(w) < (T)0.5 ? lo : hi; }}
 static inline T maximum(T a, T b) {{ return (a > b || a != a) ? a : b; }}
+static inline T min_one(T x) {{ return x > (T)1 ? (T)1 : x; }}  /* clamp(max=1): NaN stays */
 #define BLOCK 4096
 /* square roots of a block, in place: torch's routine if given, else IEEE sqrt */
 static inline void roots(roots_fn f, int64_t m, T *x) {{
@@ -128,24 +135,66 @@ static void span(T *restrict P, const T *restrict G{buffer_params}, int64_t s, i
     }}
 }}
 
-void optimlab_step(int64_t n, T **ptrs, const int64_t *sizes, const double *k, int threads, roots_fn f) {{
+/* Sum of squares into 16 lanes: a fixed order that still vectorizes. */
+static inline void squares(const T *restrict x, int64_t m, double *restrict acc) {{
+    int64_t i = 0;
+    for (; i + 16 <= m; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] += (double)x[i + l] * (double)x[i + l];
+    for (int l = 0; i + l < m; l++) acc[l] += (double)x[i + l] * (double)x[i + l];
+}}
+
+/* The sums of squares of the concatenated gradients, per BLOCK-element chunk of
+   [lo, hi): the same sums whatever the number of threads. */
+static void chunk_squares(int64_t n, T **ptrs, const int64_t *sizes, int64_t lo, int64_t hi, double *sums) {{
+    int64_t first = 0, base = 0;
+    for (int64_t c = lo; c < hi; c += BLOCK) {{
+        int64_t end = c + BLOCK < hi ? c + BLOCK : hi;
+        double acc[16] = {{0}}, sum = 0;
+        while (base + sizes[first] <= c) base += sizes[first++];
+        for (int64_t i = first, at = base; i < n && at < end; at += sizes[i], i++) {{
+            int64_t s = c > at ? c - at : 0, e = end - at < sizes[i] ? end - at : sizes[i];
+            squares(ptrs[n + i] + s, e - s, acc);
+        }}
+        for (int l = 0; l < 16; l++) sum += acc[l];
+        sums[c / BLOCK] = sum;
+    }}
+}}
+
+int optimlab_step(int64_t n, T **ptrs, const int64_t *sizes, const double *k, int threads, roots_fn f) {{
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) total += sizes[i];
     if (total < {parallel_min}) threads = 1;
+    int64_t chunks = (total + BLOCK - 1) / BLOCK; (void)chunks;
+    double *sums = {sums};
+    if ({sums_needed} && !sums) return 1;
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {{
         int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        /* an equal share of the concatenated elements, cut at 64-byte multiples */
-        int64_t lo = (total * tid / nt) & ~(int64_t)15;
-        int64_t hi = tid == nt - 1 ? total : ((total * (tid + 1) / nt) & ~(int64_t)15);
+        /* an equal share of the concatenated elements, cut at multiples of BLOCK */
+        int64_t lo = total * tid / nt / BLOCK * BLOCK;
+        int64_t hi = tid == nt - 1 ? total : total * (tid + 1) / nt / BLOCK * BLOCK;
+        double kk[{slots} + 1];
+        for (int i = 0; i < {slots}; i++) kk[i] = k[i];
+{norm}
         int64_t base = 0;
         for (int64_t i = 0; i < n && base < hi; base += sizes[i], i++) {{
             int64_t s = lo > base ? lo - base : 0;
             int64_t e = hi - base < sizes[i] ? hi - base : sizes[i];
-            if (s < e) span(ptrs[i], ptrs[n + i]{buffer_args}, s, e, k, f);
+            if (s < e) span(ptrs[i], ptrs[n + i]{buffer_args}, s, e, kk, f);
         }}
     }}
+    free(sums);
+    return 0;
 }}
+"""
+
+#: The global norm, computed in the kernel: a first pass over the gradients, a barrier,
+#: then every thread sums the chunks' sums in the same order.
+_NORM_IN_KERNEL = """        chunk_squares(n, ptrs, sizes, lo, hi, sums);
+        #pragma omp barrier
+        double total_squares = 0;
+        for (int64_t c = 0; c < chunks; c++) total_squares += sums[c];
+        const T norm = (T)sqrt(total_squares);
 """
 
 _STAGE = """\
@@ -158,18 +207,30 @@ _STAGE = """\
 """
 
 
-def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = False) -> tuple[str, list[tuple[int, str]]]:
+def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True,
+             norm_in_kernel: bool = True) -> tuple[str, list[tuple[int, str]]]:
     """The C source of the chain's kernel and its per-step scalars, as (part, name).
 
-    The loop body is the parts' snippets in order, cut into stages at each ``SQRTS;``;
-    a block of elements goes through one stage, then the square roots of the block's
-    registers (torch's routine), then the next stage; all in cache, one read and one
-    write of memory. With ``inline_roots`` (IEEE square roots suffice) there is one
-    stage, and ``SQRTS;`` is the vectorized IEEE sqrt in place.
+    The loop body is the parts' snippets in order. With ``inline_roots`` (IEEE square
+    roots) it is one stage, and ``SQRTS;`` is the vectorized IEEE sqrt in place; else it
+    is cut into stages at each ``SQRTS;``: a block of elements goes through one stage,
+    then the square roots of the block's registers (torch's routine, the kernel's ``f``),
+    then the next stage; all in cache, one read and one write of memory.
+
+    A part with a ``norm`` scalar gets it computed per step from the global norm of the
+    gradients: measured by the kernel (``norm_in_kernel``) or given as the scalar
+    ``(part, "norm")``.
     """
     buffer_count = 0
     scalar_names: list[tuple[int, str]] = []
+
+    def slot(index: int, name: str) -> int:
+        if (index, name) not in scalar_names:
+            scalar_names.append((index, name))
+        return scalar_names.index((index, name))
+
     stages: list[list[str]] = [[]]
+    norm_code = ""
     for index, spec in enumerate(specs):
         mapping = {}
         for name in spec.buffers:
@@ -180,8 +241,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = False) -
             code = spec.apply if spec.apply is not None else code + "\np = p + u;"
         for name in _template_names(code):
             if name not in mapping:
-                mapping[name] = f"k{len(scalar_names)}"
-                scalar_names.append((index, name))
+                mapping[name] = f"k{slot(index, name)}"
         text = Template(code).substitute(mapping)
         if inline_roots:
             text = text.replace("SQRTS;", "R0 = SQRT(R0); R1 = SQRT(R1);")
@@ -191,6 +251,14 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = False) -
             piece = " ".join(line.strip() for line in piece.strip().splitlines())
             if piece:
                 stages[-1].append("            { " + piece + " }")
+        if spec.norm is not None:
+            if norm_code:
+                raise ValueError("one global norm per chain")
+            name, expression = spec.norm
+            given = {n: f"((T)k[{slot(index, n)}])" for n in _template_names(expression)}
+            target = slot(index, name)
+            norm_code = _NORM_IN_KERNEL if norm_in_kernel else f"        const T norm = (T)k[{slot(index, 'norm')}];\n"
+            norm_code += f"        kk[{target}] = (double)({Template(expression).substitute(given)});\n"
     blocks = []
     for number, body in enumerate(stages):
         first, last = number == 0, number == len(stages) - 1
@@ -203,6 +271,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = False) -
         if not last:
             blocks.append("".join(f"        roots(f, m, r{r}b);\n" for r in (0, 1) if f"R{r}" in "".join(body)))
     suffix = "f" if ctype == "float" else ""
+    sums_needed = bool(norm_code) and norm_in_kernel
     source = _PRELUDE.format(T=ctype, sqrt="sqrt" + suffix, fabs="fabs" + suffix, fma="fma" + suffix)
     source += _KERNEL.format(
         buffer_params="".join(f", T *restrict B{i}" for i in range(buffer_count)),
@@ -210,20 +279,26 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = False) -
         scalar_loads="\n".join(f"    const T k{i} = (T)k[{i}];" for i in range(len(scalar_names))),
         stages="".join(blocks),
         parallel_min=_PARALLEL_MIN,
+        slots=len(scalar_names),
+        norm=norm_code,
+        sums="malloc((chunks + 1) * sizeof(double))" if sums_needed else "NULL",
+        sums_needed=int(sums_needed),
     )
     return source, scalar_names
 
 
+#: The fused path's bits equal the eager path's: square roots by torch.sqrt's own routine
+#: and the global norm by torch, instead of inline IEEE roots and a norm in the kernel.
+#: About 1.5-2x slower where torch.sqrt is MKL's (x86 builds). ``OPTIMLAB_BIT_EXACT=1``
+#: sets it at import; tests set the attribute.
+bit_exact = os.environ.get("OPTIMLAB_BIT_EXACT") == "1"
+
+
 @functools.lru_cache(maxsize=None)
-def torch_roots(dtype: torch.dtype) -> int | None:
-    """The address of the square-root routine torch.sqrt uses on CPU for ``dtype``, if
-    it is not IEEE sqrt: MKL's vdSqrt/vsSqrt in torch's x86 builds (checked on a probe,
-    bit for bit). None where IEEE sqrt already gives torch's bits (or nothing matches),
-    or where the environment sets ``OPTIMLAB_IEEE_SQRT=1``: faster (vectorized IEEE sqrt,
-    torch's fused kernels' choice) but no longer bit-identical to the eager path, so a
-    run's last bits then depend on when the fused path took over. Read once per dtype."""
-    if os.environ.get("OPTIMLAB_IEEE_SQRT") == "1":
-        return None
+def _torch_sqrt_routine(dtype: torch.dtype) -> int | None:
+    """The address of the square-root routine torch.sqrt uses on CPU for ``dtype`` if it
+    is not IEEE sqrt: MKL's vdSqrt/vsSqrt in torch's x86 builds (checked on a probe, bit
+    for bit). None where IEEE sqrt already gives torch's bits, or nothing matches."""
     probe = torch.rand(4099, dtype=dtype, generator=torch.Generator().manual_seed(0)) * 1e-6
     expected = probe.sqrt()
     import numpy as np
@@ -240,6 +315,11 @@ def torch_roots(dtype: torch.dtype) -> int | None:
     if not torch.equal(out, expected):
         return None
     return ctypes.cast(function, ctypes.c_void_p).value
+
+
+def roots_routine(dtype: torch.dtype) -> int | None:
+    """The routine the kernel calls for square roots (None: inline IEEE sqrt)."""
+    return _torch_sqrt_routine(dtype) if bit_exact else None
 
 
 def _template_names(code: str) -> list[str]:
@@ -281,7 +361,7 @@ def _library(source: str):
     global _failed
     compiler, fingerprint = _toolchain()
     key = hashlib.sha256((fingerprint + source).encode()).hexdigest()[:24]
-    path = cache_dir() / f"optimlab_{key}.so"  # the name `_built` looks for
+    path = cache_dir() / f"optimlab_{key}.so"
     started = time.perf_counter()
     if path.exists():
         stats["disk_loads"] += 1
@@ -300,17 +380,18 @@ def _library(source: str):
         stats["compiles"] += 1
     library = ctypes.CDLL(str(path))
     function = library.optimlab_step
-    function.restype = None
+    function.restype = ctypes.c_int
     function.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
                          ctypes.c_void_p]
     compile_seconds[key] = time.perf_counter() - started
     return function
 
 
-def kernel(specs: list[Elementwise], dtype: torch.dtype):
+def kernel(specs: list[Elementwise], dtype: torch.dtype, norm_in_kernel: bool):
     """(kernel function, scalar slots) for the chain in ``dtype``, compiled at most once."""
     global _failed
-    key = (tuple((s.code, s.apply, s.buffers) for s in specs), dtype)
+    inline_roots = roots_routine(dtype) is None
+    key = (tuple((s.code, s.apply, s.buffers, s.norm) for s in specs), dtype, inline_roots, norm_in_kernel)
     stats["lookups"] += 1
     entry = _kernels.get(key)
     if entry is None:
@@ -319,7 +400,7 @@ def kernel(specs: list[Elementwise], dtype: torch.dtype):
         with _lock:
             entry = _kernels.get(key)
             if entry is None:
-                source, slots = generate(specs, _DTYPES[dtype], torch_roots(dtype) is None)
+                source, slots = generate(specs, _DTYPES[dtype], inline_roots, norm_in_kernel)
                 try:
                     entry = (_library(source), slots)
                 except (RuntimeError, OSError, subprocess.SubprocessError) as error:
@@ -327,31 +408,6 @@ def kernel(specs: list[Elementwise], dtype: torch.dtype):
                     raise RuntimeError(_failed) from error
                 _kernels[key] = entry
     return entry
-
-
-_on_disk: dict[tuple, bool] = {}
-
-
-def _built(specs, params) -> bool:
-    """Whether the kernels for these parts and the params' dtypes are loaded or on disk."""
-    specs = [s for s, _, _ in specs]
-    for dtype in {p.dtype for p in params}:
-        if dtype not in _DTYPES:
-            return False
-        key = (tuple((s.code, s.apply, s.buffers) for s in specs), dtype)
-        if key in _kernels:
-            continue
-        if key not in _on_disk:
-            try:
-                _, fingerprint = _toolchain()
-            except (RuntimeError, OSError, subprocess.SubprocessError):
-                return False
-            source, _ = generate(specs, _DTYPES[dtype], torch_roots(dtype) is None)
-            name = hashlib.sha256((fingerprint + source).encode()).hexdigest()[:24]
-            _on_disk[key] = (cache_dir() / f"optimlab_{name}.so").exists()
-        if not _on_disk[key]:
-            return False
-    return True
 
 
 def available() -> bool:
@@ -364,11 +420,12 @@ def available() -> bool:
 
 
 # --- Running a step ------------------------------------------------------------------
-#: By default a kernel that is not built yet (in memory or in the disk cache) is built
-#: from the step where ``step * (elements + 4096 * tensors)`` reaches this: at once for
-#: large models, after a few steps for medium ones, never in short runs of tiny ones
-#: (tests), where compiling (~0.5 s, once per machine) would cost more than it saves.
-#: A built kernel is used at once. Either way the results are the eager path's bits.
+#: By default a bucket takes the fused path from the step where
+#: ``step * (elements + 4096 * tensors)`` reaches this: at once for large models, after a
+#: few steps for medium ones, never in short runs of tiny ones (tests), where building a
+#: kernel (~0.5 s, once per machine) would cost more than it saves. The rule depends on
+#: nothing else (not on what the kernel cache holds), so a seed gives the same numbers
+#: on every run, resumed from a checkpoint or not.
 AUTO_WORK = 1 << 24
 _PER_TENSOR = 4096
 
@@ -388,13 +445,11 @@ def worthwhile(params, step: int) -> bool:
 
 def step(transform: Transform, params, grads, state, hyperparams, step: int, force: bool = True) -> bool:
     """Step one bucket with a fused kernel. False (and nothing changed) if it can't, or
-    if ``force`` is False, the kernel is not built yet and building it does not pay yet
-    (`worthwhile`). The kernel gives the eager path's bits, so when it takes over does
-    not change the results."""
+    if ``force`` is False and the kernel does not pay yet (`worthwhile`)."""
     specs = describe(transform, hyperparams)
     if specs is None:
         return False
-    if not force and not worthwhile(params.tensors, step) and not _built(specs, params.tensors):
+    if not force and not worthwhile(params.tensors, step):
         return False
     params_t, grads_t = params.tensors, grads.tensors
     columns = []  # per buffer: its tensors
@@ -415,8 +470,12 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         for p, b in zip(params_t, column):
             if b.dtype != p.dtype or not b.is_contiguous() or b.numel() != p.numel() or not _plain(b):
                 return False
+    # A global norm spans the whole bucket: the kernel measures it when one call covers
+    # the bucket; else (several dtypes, or bit-exact) torch measures it once for all calls.
+    norm_part = next((index for index, (spec, _, _) in enumerate(specs) if spec.norm is not None), None)
+    norm_in_kernel = len(groups) == 1 and not bit_exact
     try:
-        kernels = {dtype: kernel([s for s, _, _ in specs], dtype) for dtype in groups}
+        kernels = {dtype: kernel([s for s, _, _ in specs], dtype, norm_in_kernel) for dtype in groups}
     except RuntimeError as error:
         warnings.warn(f"optimlab: fused kernels unavailable, using the eager path ({error})", stacklevel=4)
         return False
@@ -424,8 +483,12 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     values = {}
     for index, (spec, leaf, prefix) in enumerate(specs):
         own = {k: state[prefix + k] for k in leaf.state_keys if prefix + k in state}
-        for name, value in spec.scalars(hyperparams, step, own, grads if spec.reads_updates else None).items():
+        for name, value in spec.scalars(hyperparams, step, own).items():
             values[(index, name)] = float(value)
+    if norm_part is not None:
+        values[(norm_part, specs[norm_part][0].norm[0])] = math.nan  # set by the kernel
+        if not norm_in_kernel:
+            values[(norm_part, "norm")] = float(grads.global_norm())
     threads = torch.get_num_threads()
     for dtype, indices in groups.items():
         function, slots = kernels[dtype]
@@ -436,7 +499,8 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
             rows = [[row[i] for i in indices] for row in (params_t, grads_t, *columns)]
         pointers = array("q", [t.data_ptr() for row in rows for t in row])
         sizes = array("q", [t.numel() for t in rows[0]])
-        function(len(rows[0]), pointers.buffer_info()[0], sizes.buffer_info()[0],
-                 scalars.buffer_info()[0] if len(scalars) else None, threads, torch_roots(dtype))
+        if function(len(rows[0]), pointers.buffer_info()[0], sizes.buffer_info()[0],
+                    scalars.buffer_info()[0] if len(scalars) else None, threads, roots_routine(dtype)):
+            raise MemoryError("optimlab: the fused kernel could not allocate its global-norm buffer")
         stats["calls"] += 1
     return True

@@ -18,19 +18,20 @@ Inside a snippet:
 * square roots: assign the radicands to the registers ``R0`` and ``R1``, write
   ``SQRTS;``, and from there on ``R0``/``R1`` hold their square roots. Locals declared
   before ``SQRTS;`` are gone after it (``u``, ``p``, the registers and the buffers
-  remain): the kernel takes the roots of a block of elements at once, with the same
-  routine as torch.sqrt (MKL's, in torch's x86 builds, which is not IEEE-exact, so
-  a hand-written ``sqrt`` would differ from the eager path in the last bit).
+  remain). By default the kernel takes them inline, IEEE-exact and vectorized, as
+  torch's fused kernels do; with ``OPTIMLAB_TORCH_SQRT=1`` it takes the roots of a block
+  of elements at once with torch.sqrt's own routine (MKL's in torch's x86 builds, which
+  is not IEEE-exact), and then the fused path gives the eager path's bits exactly.
 
 Rounding: the kernel is compiled without floating-point contraction, so each ``*``,
 ``/``, ``+`` rounds as the torch op it mirrors; torch's CPU kernels compute
 ``x.add(y, alpha=a)``, ``lerp`` and ``x.addcmul(y, z, value=v)`` with a fused
 multiply-add, so snippets write those as ``FMA``: ``FMA(a, y, x)`` and
 ``FMA(v * y, z, x)`` (found by probing torch 2.13's CPU kernels; tests/
-test_fast_path.py checks the fused path bit for bit against the eager one). Written so, a snippet
-gives the same bits as its `TensorList` math, and the fused path equals the eager one
-exactly, which matters: over hundreds of steps some problems amplify a last-bit
-difference a billion times.
+test_fast_path.py checks the fused path bit for bit against the eager one, with torch's
+square roots). Written so, a snippet gives the same bits as its `TensorList` math but for
+the square roots, so the fused and eager paths differ only where torch's own fused and
+foreach kernels differ.
 
 Per-step scalars are passed at every call, so changing a hyperparameter (a learning
 rate schedule, new betas) never recompiles; only hyperparameters that change the
@@ -44,14 +45,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: scalars(hyperparams, step, state, grads) -> {name: value}. ``state`` is the
-#: transform's own state (it may update non-elementwise state there, e.g. NAdam's
-#: product of momenta; it is called exactly once per step); ``grads`` is the bucket's
-#: gradient `TensorList`, given only to snippets with ``reads_updates``.
-Scalars = Callable[[Mapping[str, Any], int, Mapping[str, Any], Any], Mapping[str, float]]
+#: scalars(hyperparams, step, state) -> {name: value}. ``state`` is the transform's own
+#: state (it may update non-elementwise state there, e.g. NAdam's product of momenta; it
+#: is called exactly once per step).
+Scalars = Callable[[Mapping[str, Any], int, Mapping[str, Any]], Mapping[str, float]]
 
 
-def _no_scalars(hyperparams, step, state, grads):
+def _no_scalars(hyperparams, step, state):
     return {}
 
 
@@ -64,8 +64,10 @@ class Elementwise:
     buffers: tuple[str, ...] = ()
     #: statements that end a chain instead of ``code`` + ``p = p + u`` (e.g. ``p += -lr*u``).
     apply: str | None = None
-    #: ``scalars`` needs the updates this transform receives as a whole (a global norm);
-    #: allowed only where every earlier part `preserves_norm` (so they are +-grads).
-    reads_updates: bool = False
+    #: ``(name, expression)``: the per-step scalar ``$name`` is a C expression of
+    #: ``norm``, the L2 norm of all the updates this part receives over the bucket (a
+    #: global norm, computed by the kernel in a first pass over the gradients), and of
+    #: ``$scalars``. Allowed only where every earlier part `preserves_norm`.
+    norm: tuple[str, str] | None = None
     #: ``u -> +-u``: the norm of the updates is unchanged.
     preserves_norm: bool = False

@@ -49,6 +49,6 @@ class scale_by_adadelta(Transform):
         """
         return Elementwise(
             code,
-            lambda hp, step, state, grads: {"rho": hp["rho"], "one_minus_rho": 1 - hp["rho"], "eps": hp["eps"]},
+            lambda hp, step, state: {"rho": hp["rho"], "one_minus_rho": 1 - hp["rho"], "eps": hp["eps"]},
             ("square_avg", "acc_delta"),
         )

@@ -43,7 +43,7 @@ class scale_by_adagrad(Transform):
     def elementwise(self, hyperparams):
         return Elementwise(
             "$sum = FMA(u, u, $sum); R0 = $sum; SQRTS; u = u / (R0 + $eps);",
-            lambda hp, step, state, grads: {"eps": hp["eps"]},
+            lambda hp, step, state: {"eps": hp["eps"]},
             ("sum",),
         )
 

@@ -79,7 +79,7 @@ class scale_by_adam(Transform):
         else:
             second, buffers = "R0 = $exp_avg_sq;", ("exp_avg", "exp_avg_sq")
 
-        def scalars(hp, step, state, grads):
+        def scalars(hp, step, state):
             beta1, beta2 = hp["betas"]
             return {
                 **moment_scalars((beta1, beta2)), "bias_correction1": 1 - beta1**step,

@@ -36,7 +36,7 @@ class scale_by_adamax(Transform):
         return (exp_avg / (1 - beta1**step)).div_(exp_inf)
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state, grads):
+        def scalars(hp, step, state):
             beta1, beta2 = hp["betas"]
             return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "eps": hp["eps"],
                     "bias_correction1": 1 - beta1**step}

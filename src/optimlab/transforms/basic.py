@@ -28,7 +28,7 @@ class maximize(Transform):
     def elementwise(self, hyperparams):
         return Elementwise(
             "u = $sign * u;",
-            lambda hp, step, state, grads: {"sign": -1.0 if hp["maximize"] else 1.0},
+            lambda hp, step, state: {"sign": -1.0 if hp["maximize"] else 1.0},
             preserves_norm=True,
         )
 
@@ -67,7 +67,7 @@ class add_decayed_weights(Transform):
 
     def elementwise(self, hyperparams):
         return Elementwise(
-            "u = FMA($weight_decay, p, u);", lambda hp, step, state, grads: {"weight_decay": hp["weight_decay"]}
+            "u = FMA($weight_decay, p, u);", lambda hp, step, state: {"weight_decay": hp["weight_decay"]}
         )
 
 
@@ -93,7 +93,7 @@ class scale_by_learning_rate(Transform):
         params.add_(updates, alpha=-self.learning_rate(hyperparams, step))
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state, grads):
+        def scalars(hp, step, state):
             return {"neg_lr": -self.learning_rate(hp, step)}
 
         return Elementwise("u = $neg_lr * u;", scalars, apply="p = FMA($neg_lr, u, p);")
@@ -125,5 +125,5 @@ class scale_by_inverse_time_decay(Transform):
     def elementwise(self, hyperparams):
         return Elementwise(
             "u = u * $factor;",
-            lambda hp, step, state, grads: {"factor": 1.0 / (1.0 + (step - 1) * hp["lr_decay"])},
+            lambda hp, step, state: {"factor": 1.0 / (1.0 + (step - 1) * hp["lr_decay"])},
         )

@@ -28,11 +28,12 @@ class clip_by_global_norm(Transform):
         return updates * scale
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state, grads):
-            norm = grads.global_norm()
-            return {"scale": (hp["max_norm"] / (norm + 1e-6)).clamp(max=1.0).item()}
-
-        return Elementwise("u = u * $scale;", scalars, reads_updates=True)
+        # torch computes max_norm / x as x.reciprocal() * max_norm, in the norm's dtype.
+        return Elementwise(
+            "u = u * $scale;",
+            lambda hp, step, state: {"max_norm": hp["max_norm"]},
+            norm=("scale", "min_one(((T)1 / (norm + (T)1e-6)) * (T)$max_norm)"),
+        )
 
 
 class clip_by_value(Transform):
@@ -54,5 +55,5 @@ class clip_by_value(Transform):
     def elementwise(self, hyperparams):
         return Elementwise(
             "u = u < -$limit ? -$limit : u; u = u > $limit ? $limit : u;",
-            lambda hp, step, state, grads: {"limit": hp["clip_value"]},
+            lambda hp, step, state: {"limit": hp["clip_value"]},
         )

@@ -60,7 +60,7 @@ class trace(Transform):
         velocity = "u = FMA($momentum, $momentum_buffer, u);" if hyperparams["nesterov"] else "u = $momentum_buffer;"
         return Elementwise(
             "$momentum_buffer = FMA($one_minus_dampening, u, $momentum_buffer * $momentum);" + velocity,
-            lambda hp, step, state, grads: {
+            lambda hp, step, state: {
                 "momentum": hp["momentum"], "one_minus_dampening": 1 - hp["dampening"]
             },
             buffers=("momentum_buffer",),
@@ -94,6 +94,6 @@ class ema(Transform):
     def elementwise(self, hyperparams):
         return Elementwise(
             "$ema = FMA($one_minus_beta, u, $ema * $beta); u = $ema;",
-            lambda hp, step, state, grads: {"beta": hp["momentum"], "one_minus_beta": 1 - hp["momentum"]},
+            lambda hp, step, state: {"beta": hp["momentum"], "one_minus_beta": 1 - hp["momentum"]},
             buffers=("ema",),
         )

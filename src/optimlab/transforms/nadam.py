@@ -61,7 +61,7 @@ class scale_by_nadam(Transform):
         return direction.div_(denom)
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state, grads):
+        def scalars(hp, step, state):
             grad_coef, avg_coef = self.coefficients(state, hp, step)
             return {
                 **moment_scalars(hp["betas"]), "bias_correction2": 1 - hp["betas"][1] ** step,

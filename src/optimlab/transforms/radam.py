@@ -56,7 +56,7 @@ class scale_by_radam(Transform):
         return corrected_mean.mul_(scale).div_(adaptive)
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state, grads):
+        def scalars(hp, step, state):
             beta1, beta2 = hp["betas"]
             scale = self.adaptive_scale(beta2, step)
             return {

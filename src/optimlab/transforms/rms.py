@@ -57,7 +57,7 @@ class scale_by_rms(Transform):
             code += "R0 = $square_avg;"
         return Elementwise(
             code + "SQRTS; u = u / (R0 + $eps);",
-            lambda hp, step, state, grads: {
+            lambda hp, step, state: {
                 "alpha": hp["alpha"], "one_minus_alpha": 1 - hp["alpha"], "eps": hp["eps"]
             },
             buffers,

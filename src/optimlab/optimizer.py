@@ -92,7 +92,8 @@ class Optimizer(torch.optim.Optimizer):
         params = [p for p in group["params"] if p.grad is not None]
         if not params:
             return
-        sparse = any(p.grad.is_sparse for p in params)
+        grads = [p.grad for p in params]
+        sparse = any(g.is_sparse for g in grads)
         if sparse and not self.transform.supports_sparse:
             raise RuntimeError(
                 f"{type(self).__name__} does not support sparse gradients; "
@@ -102,25 +103,25 @@ class Optimizer(torch.optim.Optimizer):
         fused = group.get("fused")
         if sparse or (fused is None and group["foreach"] is not None):
             fused = False
-        all_state = self.state
-        states = [all_state[p] for p in params]
+        states = list(map(self.state.__getitem__, params))
         fresh = [p for p, state in zip(params, states) if not state]
         if fresh:
             self._init_state(fresh, group, foreach)
         # Tensors with the same step count (and so the same buffers) are updated together.
         first = states[0]
-        key = (first["step"], len(first))
-        if all((s["step"], len(s)) == key for s in states) and all(s.keys() == first.keys() for s in states):
-            buckets = {(first["step"], tuple(sorted(first))): (params, states)}
+        step, keys = first["step"], first.keys()
+        if all(s["step"] == step and s.keys() == keys for s in states):
+            buckets = {(step, tuple(sorted(keys))): (params, grads, states)}
         else:
-            buckets = defaultdict(lambda: ([], []))
-            for p, state in zip(params, states):
+            buckets = defaultdict(lambda: ([], [], []))
+            for p, g, state in zip(params, grads, states):
                 bucket = buckets[(state["step"], tuple(sorted(state)))]
                 bucket[0].append(p)
-                bucket[1].append(state)
-        for (step, keys), (bucket, bucket_states) in buckets.items():
+                bucket[1].append(g)
+                bucket[2].append(state)
+        for (step, keys), (bucket, bucket_grads, bucket_states) in buckets.items():
             keys = [k for k in keys if k != "step"]
-            self._step_bucket(bucket, bucket_states, keys, group, step + 1, foreach, fused)
+            self._step_bucket(bucket, bucket_grads, bucket_states, keys, group, step + 1, foreach, fused)
 
     def _init_state(self, params: list[Tensor], group: dict[str, Any], foreach: bool) -> None:
         buffers = self.transform.init(TensorList(map(_real, params), foreach), group)
@@ -129,25 +130,21 @@ class Optimizer(torch.optim.Optimizer):
             for key, tensors in buffers.items():
                 self.state[p][key] = tensors[i]
 
-    def _step_bucket(self, params, states, keys, group, step: int, foreach: bool, fused) -> None:
+    def _step_bucket(self, params, grads, states, keys, group, step: int, foreach: bool, fused) -> None:
         buffers = {key: TensorList([s[key] for s in states], foreach) for key in keys}
-        grads = [p.grad for p in params]
         if any(p.is_complex() for p in params):
             params, grads = [_real(p) for p in params], [_real(g) for g in grads]
         real_params = TensorList(params, foreach)
         grads = TensorList(grads, foreach)
-        if fused is not False and fused_engine.step(
+        if not (fused is not False and fused_engine.step(
             self.transform, real_params, grads, buffers, group, step, force=bool(fused)
-        ):
-            for state in states:
-                state["step"] = step
-            return
-        self.transform.apply(real_params, grads, buffers, group, step)
+        )):
+            self.transform.apply(real_params, grads, buffers, group, step)
+            for key, tensors in buffers.items():
+                for state, tensor in zip(states, tensors):
+                    state[key] = tensor
         for state in states:
             state["step"] = step
-        for key, tensors in buffers.items():
-            for state, tensor in zip(states, tensors):
-                state[key] = tensor
 
 
 def _real(tensor: Tensor) -> Tensor:

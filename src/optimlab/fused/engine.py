@@ -59,7 +59,11 @@ stats: Counter = Counter()
 compile_seconds: dict[str, float] = {}
 
 _DTYPES = {torch.float32: "float", torch.float64: "double"}
-_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp",
+_STRIDED = torch.strided
+#: No flag changes a result: no contraction into FMAs (each op rounds as torch's does),
+#: no reassociation; -fno-trapping-math (we never unmask FP exceptions) lets gcc turn a
+#: branch on a per-step scalar into a vector select.
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fopenmp",
           "-shared", "-fPIC", "-std=gnu11"]
 #: Below this many elements a kernel call runs on one thread (a parallel region costs
 #: more than it saves).
@@ -244,7 +248,8 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True,
                 mapping[name] = f"k{slot(index, name)}"
         text = Template(code).substitute(mapping)
         if inline_roots:
-            text = text.replace("SQRTS;", "R0 = SQRT(R0); R1 = SQRT(R1);")
+            roots = " ".join(f"R{r} = SQRT(R{r});" for r in (0, 1) if f"R{r}" in text)
+            text = text.replace("SQRTS;", roots)
         for number, piece in enumerate(text.split("SQRTS;")):
             if number:
                 stages.append([])
@@ -430,10 +435,9 @@ AUTO_WORK = 1 << 24
 _PER_TENSOR = 4096
 
 
-def _plain(tensor: torch.Tensor) -> bool:
-    """A tensor whose data_ptr is its elements: not a wrapper subclass such as FSDP's
-    DTensor (whose local shard the kernel cannot see: the eager path runs them)."""
-    return type(tensor) in (torch.Tensor, torch.nn.Parameter)
+#: Tensors whose data_ptr is their elements: not a wrapper subclass such as FSDP's
+#: DTensor (whose local shard the kernel cannot see: the eager path runs them).
+_PLAIN = frozenset((torch.Tensor, torch.nn.Parameter))
 
 
 def worthwhile(params, step: int) -> bool:
@@ -459,17 +463,28 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
             if buffers is None:
                 return False
             columns.append(buffers.tensors)
-    groups: dict[torch.dtype, list[int]] = {}
-    for i, (p, g) in enumerate(zip(params_t, grads_t)):
-        dtype = p.dtype
-        if (dtype not in _DTYPES or g.dtype != dtype or p.device.type != "cpu" or g.layout != torch.strided
-                or not p.is_contiguous() or not g.is_contiguous() or not _plain(p) or not _plain(g)):
+    # The checks run at every step over every tensor: written for speed (p.is_cpu, not
+    # p.device.type, ...), as with 2,000 small tensors they are most of a step's time.
+    sizes = []
+    for p, g in zip(params_t, grads_t):
+        if (type(p) not in _PLAIN or type(g) not in _PLAIN or g.layout is not _STRIDED or g.dtype is not p.dtype
+                or not p.is_cpu or not p.is_contiguous() or not g.is_contiguous()):
             return False
-        groups.setdefault(dtype, []).append(i)
+        sizes.append(p.numel())
     for column in columns:
-        for p, b in zip(params_t, column):
-            if b.dtype != p.dtype or not b.is_contiguous() or b.numel() != p.numel() or not _plain(b):
+        for p, b, size in zip(params_t, column, sizes):
+            if type(b) not in _PLAIN or b.dtype is not p.dtype or not b.is_contiguous() or b.numel() != size:
                 return False
+    dtypes = {p.dtype for p in params_t}
+    if not dtypes <= _DTYPES.keys():
+        return False
+    groups: dict[torch.dtype, list[int] | None]  # a kernel call per dtype, over these tensors
+    if len(dtypes) == 1:
+        groups = {dtypes.pop(): None}  # None: all of them
+    else:
+        groups = {dtype: [] for dtype in dtypes}
+        for i, p in enumerate(params_t):
+            groups[p.dtype].append(i)
     # A global norm spans the whole bucket: the kernel measures it when one call covers
     # the bucket; else (several dtypes, or bit-exact) torch measures it once for all calls.
     norm_part = next((index for index, (spec, _, _) in enumerate(specs) if spec.norm is not None), None)
@@ -493,13 +508,14 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     for dtype, indices in groups.items():
         function, slots = kernels[dtype]
         scalars = array("d", [values[slot] for slot in slots])
-        if len(indices) == len(params_t):
-            rows = [params_t, grads_t, *columns]
+        if indices is None:
+            rows, row_sizes = [params_t, grads_t, *columns], sizes
         else:
             rows = [[row[i] for i in indices] for row in (params_t, grads_t, *columns)]
+            row_sizes = [sizes[i] for i in indices]
         pointers = array("q", [t.data_ptr() for row in rows for t in row])
-        sizes = array("q", [t.numel() for t in rows[0]])
-        if function(len(rows[0]), pointers.buffer_info()[0], sizes.buffer_info()[0],
+        counts = array("q", row_sizes)
+        if function(len(row_sizes), pointers.buffer_info()[0], counts.buffer_info()[0],
                     scalars.buffer_info()[0] if len(scalars) else None, threads, roots_routine(dtype)):
             raise MemoryError("optimlab: the fused kernel could not allocate its global-norm buffer")
         stats["calls"] += 1

@@ -55,18 +55,42 @@ def test_grad_scaler_skips_the_step_on_inf():
 
 
 @pytest.mark.slow
-def test_compiled_step_matches_eager():
-    eager, compiled = _mlp(), _mlp()
-    eager_optimizer = optimlab.AdamW(eager.parameters(), lr=1e-2)
-    compiled_optimizer = optimlab.AdamW(compiled.parameters(), lr=1e-2)
-    compiled_step = torch.compile(compiled_optimizer.step)
+def test_compiled_training_step_with_a_scheduler_never_recompiles():
+    """torch.compile of a whole training step (forward, backward, optimizer and scheduler
+    steps) with the learning rate changing every step: dynamo's counters show one set of
+    graphs, made at the first step, and the results are the eager run's."""
+    from torch._dynamo.utils import counters
+
     x, y = torch.randn(32, 8), torch.randn(32, 1)
-    for _ in range(5):
-        for net, optimizer, step in ((eager, eager_optimizer, eager_optimizer.step), (compiled, compiled_optimizer, compiled_step)):
+
+    def run(compiled: bool):
+        net = _mlp()
+        optimizer = optimlab.AdamW(net.parameters(), lr=1e-2)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + 0.1 * step))
+
+        def train_step():
             optimizer.zero_grad()
-            torch.nn.functional.mse_loss(net(x), y).backward()
+            loss = torch.nn.functional.mse_loss(net(x), y)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            return loss
+
+        step = torch.compile(train_step) if compiled else train_step
+        graphs = []
+        for _ in range(6):
             step()
-    assert _max_difference(eager, compiled) < 1e-6
+            graphs.append(counters["stats"]["unique_graphs"])
+        return net, optimizer, graphs
+
+    torch._dynamo.reset()
+    counters.clear()
+    compiled, compiled_optimizer, graphs = run(compiled=True)
+    eager, _, _ = run(compiled=False)
+    assert graphs[0] > 0 and graphs[1:] == [graphs[0]] * 5, graphs
+    assert len({group["lr"] for group in compiled_optimizer.param_groups}) == 1
+    assert compiled_optimizer.param_groups[0]["lr"] < 1e-2
+    assert _max_difference(eager, compiled) < 1e-6  # compiled forward/backward round differently
 
 
 def _free_port() -> int:

@@ -77,6 +77,10 @@ class Optimizer(torch.optim.Optimizer):
         self._validate({**self.defaults, **param_group})
         super().add_param_group(param_group)
 
+    # torch.compile runs the step as it is, never traced: it already is one compiled kernel
+    # per group, with the hyperparameters passed at each call, so a scheduler changing
+    # them every step never recompiles (traced, every new float would: a new graph).
+    @torch.compiler.disable
     @torch.no_grad()
     def step(self, closure=None):
         """Take one step; ``closure`` re-evaluates the model and returns the loss."""

@@ -35,8 +35,9 @@ foreach kernels differ.
 
 Per-step scalars are passed at every call, so changing a hyperparameter (a learning
 rate schedule, new betas) never recompiles; only hyperparameters that change the
-structure of the math (``amsgrad``, ``nesterov``, ``momentum == 0``) select another
-snippet, and so another kernel, compiled once and cached.
+structure of the math (``amsgrad``, ``nesterov``, ``maximize``, and ``momentum``,
+``weight_decay`` or ``lr_decay`` being 0, where the eager path skips the operation too)
+select another snippet, and so another kernel, compiled once and cached.
 """
 
 from __future__ import annotations

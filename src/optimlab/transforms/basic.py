@@ -26,11 +26,7 @@ class maximize(Transform):
         return -updates if hyperparams["maximize"] else updates
 
     def elementwise(self, hyperparams):
-        return Elementwise(
-            "u = $sign * u;",
-            lambda hp, step, state: {"sign": -1.0 if hp["maximize"] else 1.0},
-            preserves_norm=True,
-        )
+        return Elementwise("u = -u;" if hyperparams["maximize"] else "", preserves_norm=True)
 
 
 class add_decayed_weights(Transform):
@@ -66,6 +62,8 @@ class add_decayed_weights(Transform):
         return updates.add(params, alpha=weight_decay)
 
     def elementwise(self, hyperparams):
+        if hyperparams["weight_decay"] == 0:  # as `update`: no pass, and no work in the kernel
+            return Elementwise("")
         return Elementwise(
             "u = FMA($weight_decay, p, u);", lambda hp, step, state: {"weight_decay": hp["weight_decay"]}
         )
@@ -123,6 +121,8 @@ class scale_by_inverse_time_decay(Transform):
         return updates * (1.0 / (1.0 + (step - 1) * lr_decay))
 
     def elementwise(self, hyperparams):
+        if hyperparams["lr_decay"] == 0:
+            return Elementwise("")
         return Elementwise(
             "u = u * $factor;",
             lambda hp, step, state: {"factor": 1.0 / (1.0 + (step - 1) * hp["lr_decay"])},

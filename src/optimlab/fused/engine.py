@@ -147,21 +147,23 @@ static inline void squares(const T *restrict x, int64_t m, double *restrict acc)
     for (int l = 0; i + l < m; l++) acc[l] += (double)x[i + l] * (double)x[i + l];
 }}
 
-/* The sums of squares of the concatenated gradients, per BLOCK-element chunk of
-   [lo, hi): the same sums whatever the number of threads. */
-static void chunk_squares(int64_t n, T **ptrs, const int64_t *sizes, int64_t lo, int64_t hi, double *sums) {{
-    int64_t first = 0, base = 0;
-    for (int64_t c = lo; c < hi; c += BLOCK) {{
-        int64_t end = c + BLOCK < hi ? c + BLOCK : hi;
-        double acc[16] = {{0}}, sum = 0;
-        while (base + sizes[first] <= c) base += sizes[first++];
-        for (int64_t i = first, at = base; i < n && at < end; at += sizes[i], i++) {{
-            int64_t s = c > at ? c - at : 0, e = end - at < sizes[i] ? end - at : sizes[i];
-            squares(ptrs[n + i] + s, e - s, acc);
-        }}
-        for (int l = 0; l < 16; l++) sum += acc[l];
-        sums[c / BLOCK] = sum;
+/* The sum of squares of chunk c of the concatenated gradients (elements [c * BLOCK,
+   (c + 1) * BLOCK); `ends` are the tensors' cumulative sizes): the same bits whichever
+   thread computes it. */
+static double chunk_squares(int64_t n, T **ptrs, const int64_t *sizes, const int64_t *ends, int64_t total, int64_t c) {{
+    int64_t start = c * BLOCK, stop = start + BLOCK < total ? start + BLOCK : total;
+    int64_t first = 0, last = n - 1;  /* binary search: the first tensor that ends after start */
+    while (first < last) {{
+        int64_t mid = (first + last) / 2;
+        if (ends[mid] > start) last = mid; else first = mid + 1;
     }}
+    double acc[16] = {{0}}, sum = 0;
+    for (int64_t i = first, at = ends[first] - sizes[first]; i < n && at < stop; at += sizes[i], i++) {{
+        int64_t s = start > at ? start - at : 0, e = stop - at < sizes[i] ? stop - at : sizes[i];
+        squares(ptrs[n + i] + s, e - s, acc);
+    }}
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
 }}
 
 int optimlab_step(int64_t n, T **ptrs, const int64_t *sizes, const double *k, int threads, roots_fn f) {{
@@ -169,8 +171,14 @@ int optimlab_step(int64_t n, T **ptrs, const int64_t *sizes, const double *k, in
     for (int64_t i = 0; i < n; i++) total += sizes[i];
     if (total < {parallel_min}) threads = 1;
     int64_t chunks = (total + BLOCK - 1) / BLOCK; (void)chunks;
-    double *sums = {sums};
-    if ({sums_needed} && !sums) return 1;
+    double *sums = NULL;
+    int64_t *ends = NULL;
+#if NORM_PASS
+    sums = malloc((chunks + 1) * sizeof(double));
+    ends = malloc(n * sizeof(int64_t));
+    if (!sums || !ends) {{ free(sums); free(ends); return 1; }}
+    for (int64_t i = 0; i < n; i++) ends[i] = (i ? ends[i - 1] : 0) + sizes[i];
+#endif
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {{
         int nt = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -188,15 +196,18 @@ int optimlab_step(int64_t n, T **ptrs, const int64_t *sizes, const double *k, in
         }}
     }}
     free(sums);
+    free(ends);
     return 0;
 }}
 """
 
-#: The global norm, computed in the kernel: a first pass over the gradients, a barrier,
-#: then every thread sums the chunks' sums in the same order.
-_NORM_IN_KERNEL = """        chunk_squares(n, ptrs, sizes, lo, hi, sums);
-        #pragma omp barrier
-        double total_squares = 0;
+#: The global norm, computed in the kernel: a first pass over the gradients, chunk by
+#: chunk, handed out dynamically (a thread slowed down by a neighbour on the machine
+#: does not hold the other back), then every thread adds the chunks' sums in order.
+_NORM_IN_KERNEL = """\
+        #pragma omp for schedule(dynamic, 8)
+        for (int64_t c = 0; c < chunks; c++) sums[c] = chunk_squares(n, ptrs, sizes, ends, total, c);
+        double total_squares = 0;  /* (after the loop's barrier) */
         for (int64_t c = 0; c < chunks; c++) total_squares += sums[c];
         const T norm = (T)sqrt(total_squares);
 """
@@ -277,7 +288,8 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True,
             blocks.append("".join(f"        roots(f, m, r{r}b);\n" for r in (0, 1) if f"R{r}" in "".join(body)))
     suffix = "f" if ctype == "float" else ""
     sums_needed = bool(norm_code) and norm_in_kernel
-    source = _PRELUDE.format(T=ctype, sqrt="sqrt" + suffix, fabs="fabs" + suffix, fma="fma" + suffix)
+    source = f"#define NORM_PASS {int(sums_needed)}\n"
+    source += _PRELUDE.format(T=ctype, sqrt="sqrt" + suffix, fabs="fabs" + suffix, fma="fma" + suffix)
     source += _KERNEL.format(
         buffer_params="".join(f", T *restrict B{i}" for i in range(buffer_count)),
         buffer_args="".join(f", ptrs[{i + 2} * n + i]" for i in range(buffer_count)),
@@ -286,8 +298,6 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True,
         parallel_min=_PARALLEL_MIN,
         slots=len(scalar_names),
         norm=norm_code,
-        sums="malloc((chunks + 1) * sizeof(double))" if sums_needed else "NULL",
-        sums_needed=int(sums_needed),
     )
     return source, scalar_names
 

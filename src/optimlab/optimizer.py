@@ -27,16 +27,19 @@ class Optimizer(torch.optim.Optimizer):
     Execution per group (torch.optim's two flags; docs/performance.md has the numbers):
 
     * default (``fused=None, foreach=None``): the fused path, one compiled C kernel per
-      chain and dtype stepping all the group's tensors in one pass over memory, once it
-      is built (cached on disk) or pays for its building (at once for large models,
-      never in short runs of tiny ones); until then, and for anything the kernel does
-      not cover, the multi-tensor path. Both give the same bits;
+      chain and dtype stepping all the group's tensors in one pass over memory, from the
+      step where it pays for its building (at once for large models, never in short
+      runs of tiny ones: a rule of size and step only, so a seed gives the same numbers
+      whatever the kernel cache holds); until then, and for anything the kernel does
+      not cover, the multi-tensor path;
     * ``fused=True``: the fused path from the first step;
     * ``foreach=True`` (or ``fused=False``): each operation over all the group's
       tensors with torch's multi-tensor kernels, eagerly;
     * ``foreach=False``: a loop over the tensors (the path sparse gradients always take).
 
-    The eager paths are the reference; the fused path equals them to rounding.
+    The eager paths are the reference; the fused path equals them to rounding (IEEE
+    square roots, as torch's fused kernels take them) and bit for bit with
+    ``OPTIMLAB_BIT_EXACT=1``. ``torch.compile`` runs `step` untraced.
 
     State per parameter, as in torch.optim: ``state[p]["step"]`` (an int) and the
     transform's buffers. Parameters whose ``grad`` is None are skipped and get no state.

@@ -1,4 +1,4 @@
-"""Train the same MLP on the same data with every seed optimizer (optimlab.optimizers())
+"""Train the same MLP on the same data with every optimizer of optimlab.optimizers()
 and print each one's training loss at a few checkpoints, its final loss and its test
 accuracy, as a table.
 
@@ -19,7 +19,7 @@ STEPS, BATCH, CHECKPOINTS = 300, 64, (0, 25, 50, 100, 200, 300)
 LEARNING_RATES = {
     "gd": 0.1, "sgd": 0.1, "momentum": 0.01, "ema_momentum": 0.1, "nesterov": 0.01,
     "adagrad": 1e-2, "adadelta": 1.0, "rmsprop": 1e-3, "rmsprop_centered": 1e-3,
-    "adam": 1e-3, "adamw": 1e-3, "amsgrad": 1e-3, "adamax": 2e-3, "nadam": 2e-3, "radam": 1e-3,
+    "adam": 1e-3, "adamw": 1e-3, "amsgrad": 1e-3, "adamax": 2e-3, "nadam": 2e-3, "radam": 1e-3, "lion": 3e-4,
 }
 
 

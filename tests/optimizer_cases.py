@@ -36,6 +36,7 @@ amsgrad             lr=0.05, 650, 1e-3                          lr=0.02, 6000, 1
 adamax              lr=0.05, 2000, 1e-3                         lr=0.02, 5500, 1e-2
 nadam               lr=0.02, 2400, 1e-3                         lr=0.01, 7000, 1e-2
 radam               lr=0.05, 2800, 1e-3                         lr=5e-3, 11000, 1e-2
+lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 ==================  ==========================================  ==========================================
 
 Budgets are ~1.3x the step from which the distance stays below the tolerance.
@@ -278,6 +279,15 @@ CASES: list[Case] = [
         torch_cls=torch.optim.RAdam,
         quadratic=({"lr": 0.05}, 2800, 1e-3),
         rosenbrock=({"lr": 0.005}, 11000, 1e-2),
+    ),
+    Case(
+        "lion", optimlab.Lion, ref.lion,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1},
+                 {"lr": 0.01, "maximize": True}],
+        errors=COMMON_ERRORS + [BETA1_ONE, BETA2_NEG, BETA2_BIG, BETAS_SHAPE],
+        # Every coordinate moves by lr: Lion settles only as the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99)}, 750, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.02, 0.999)}, 2500, 1e-2),
     ),
 ]
 

@@ -158,3 +158,14 @@ def radam(x, g, state, t, hp):
         adaptive = np.sqrt(1 - b2**t) / (np.sqrt(v) + hp["eps"])
         return x - hp["lr"] * m_hat * r * adaptive
     return x - hp["lr"] * m_hat
+
+
+def lion(x, g, state, t, hp):
+    """Chen et al. 2023, Algorithm 2: c = b1 m + (1 - b1) g, x -= lr (sign(c) + wd x),
+    m = b2 m + (1 - b2) g."""
+    g = -g if hp["maximize"] else g
+    b1, b2 = hp["betas"]
+    m = state.get("m", np.zeros_like(x))
+    c = b1 * m + (1 - b1) * g
+    state["m"] = b2 * m + (1 - b2) * g
+    return x - hp["lr"] * (np.sign(c) + hp["weight_decay"] * x)

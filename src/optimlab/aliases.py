@@ -28,6 +28,7 @@ from .transforms import (
     scale_by_adamax,
     scale_by_inverse_time_decay,
     scale_by_learning_rate,
+    scale_by_lion,
     scale_by_nadam,
     scale_by_radam,
     scale_by_rms,
@@ -105,6 +106,12 @@ def nadam(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_deca
 def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, maximize=False) -> chain:
     """RAdam, Adam with a rectified adaptive learning rate."""
     return _with_weight_decay(scale_by_radam(betas, eps), lr, weight_decay, decoupled_weight_decay, maximize)
+
+
+def lion(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False) -> chain:
+    """Lion, the sign of an interpolated momentum, with decoupled weight decay (torch.optim
+    has no Lion: the class takes lion-pytorch's arguments and defaults)."""
+    return _with_weight_decay(scale_by_lion(betas), lr, weight_decay, True, maximize)
 
 
 def _execution(foreach: bool | None, differentiable: bool, fused: bool | None = None) -> dict[str, Any]:
@@ -202,3 +209,11 @@ class RAdam(Optimizer):
                  differentiable=False, fused=None):
         transform = radam(lr, betas, eps, weight_decay, decoupled_weight_decay, maximize)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+
+
+class Lion(Optimizer):
+    __doc__ = lion.__doc__
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0, *, maximize=False, foreach=None,
+                 fused=None):
+        super().__init__(params, lion(lr, betas, weight_decay, maximize), foreach=foreach, fused=fused)

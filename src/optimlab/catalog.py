@@ -33,6 +33,7 @@ CATALOG: dict[str, Entry] = {
     "adamax": Entry(aliases.Adamax, "AdaMax: Adam with the infinity norm"),
     "nadam": Entry(aliases.NAdam, "NAdam: Adam with Nesterov momentum"),
     "radam": Entry(aliases.RAdam, "RAdam: Adam with a rectified warm-up of the adaptive step"),
+    "lion": Entry(aliases.Lion, "Lion: sign of interpolated momentum, decoupled decay"),
 }
 
 

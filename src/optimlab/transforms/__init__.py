@@ -6,6 +6,7 @@ from .adam import scale_by_adam
 from .adamax import scale_by_adamax
 from .basic import add_decayed_weights, maximize, scale_by_inverse_time_decay, scale_by_learning_rate
 from .clipping import clip_by_global_norm, clip_by_value
+from .lion import scale_by_lion
 from .momentum import ema, trace
 from .nadam import scale_by_nadam
 from .radam import scale_by_radam
@@ -23,6 +24,7 @@ __all__ = [
     "scale_by_adamax",
     "scale_by_inverse_time_decay",
     "scale_by_learning_rate",
+    "scale_by_lion",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",

@@ -153,13 +153,15 @@ def main(argv=None):
     parser.add_argument("--bit-exact", action="store_true",
                         help="the fused path in its bit-exact mode (OPTIMLAB_BIT_EXACT=1): torch.sqrt's "
                              "square roots and torch's global norm, the eager path's bits")
+    parser.add_argument("--triad-elements", type=int, default=1 << 28,
+                        help="elements of each triad array (default 2**28: 1 GiB, beyond the caches)")
     parser.add_argument("--json", default="benchmarks/step_speed.json")
     parser.add_argument("--markdown", default="benchmarks/step_speed.md")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     engine.bit_exact = args.bit_exact
-    triad = Triad()
+    triad = Triad(args.triad_elements)
     print(f"{torch.get_num_threads()} threads", flush=True)
     results = []
     for model in args.models.split(","):

@@ -373,7 +373,6 @@ def _toolchain() -> tuple[str, str]:
 
 def _library(source: str):
     """The loaded kernel library for ``source``: from memory, disk, or compiled now."""
-    global _failed
     compiler, fingerprint = _toolchain()
     key = hashlib.sha256((fingerprint + source).encode()).hexdigest()[:24]
     path = cache_dir() / f"optimlab_{key}.so"

@@ -76,8 +76,8 @@ def model_sizes(kind: str) -> list[int]:
     return sizes
 
 
-def make_params(sizes):
-    params = [torch.randn(s, requires_grad=True) for s in sizes]
+def make_params(sizes, device):
+    params = [torch.randn(s, device=device, requires_grad=True) for s in sizes]
     for p in params:
         p.grad = torch.randn_like(p) * 1e-3
     return params
@@ -87,35 +87,38 @@ class Triad:
     """The in-place update a += s*b over two 1 GiB arrays (2 reads, 1 write counted), run
     as one more "optimizer" in each row: the bandwidth the machine gives at that moment."""
 
-    def __init__(self, n: int = 1 << 28) -> None:
-        self.a, self.b = torch.randn(n), torch.randn(n)
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.a, self.b = torch.randn(n, device=device), torch.randn(n, device=device)
         self.bytes = 3 * 4 * n
 
     def step(self) -> None:
         self.a.add_(self.b, alpha=1e-3)
 
 
-def bench_algo(name, sizes, steps, warmup, loop, triad):
+def bench_algo(name, sizes, steps, warmup, loop, triad, device):
     factory, torch_cls, kwargs, torch_paths, buffers, grad_reads = ALGOS[name]
     impls = {}
     compile_start = time.perf_counter()
-    first = make_params(sizes)
+    first = make_params(sizes, device)
     impls["optimlab"] = (first, factory(first, fused=True, **kwargs))
     impls["optimlab"][1].step()  # builds (or loads) the kernel: timed as first-step cost
     first_step = time.perf_counter() - compile_start
     for path in (("forloop",) if loop else ()) + torch_paths:
-        params = make_params(sizes)
+        params = make_params(sizes, device)
         option = {"forloop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[path]
         impls[f"torch {path}"] = (params, torch_cls(params, **kwargs, **option))
     if name != "adam":  # the yardstick per byte, interleaved like the others
-        params = make_params(sizes)
+        params = make_params(sizes, device)
         impls[_REFERENCE] = (params, torch.optim.Adam(params, lr=1e-3, fused=True))
     impls[_TRIAD] = (None, triad)
     times = {key: [] for key in impls}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for i in range(warmup + steps):
         for key, (_, optimizer) in impls.items():
+            sync()
             start = time.perf_counter()
             optimizer.step()
+            sync()
             if i >= warmup:
                 times[key].append(time.perf_counter() - start)
     numel = sum(sizes)
@@ -153,6 +156,9 @@ def main(argv=None):
     parser.add_argument("--bit-exact", action="store_true",
                         help="the fused path in its bit-exact mode (OPTIMLAB_BIT_EXACT=1): torch.sqrt's "
                              "square roots and torch's global norm, the eager path's bits")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (on CUDA optimlab runs its eager multi-tensor path; the "
+                             "fused kernels are CPU code)")
     parser.add_argument("--triad-elements", type=int, default=1 << 28,
                         help="elements of each triad array (default 2**28: 1 GiB, beyond the caches)")
     parser.add_argument("--json", default="benchmarks/step_speed.json")
@@ -161,21 +167,22 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     engine.bit_exact = args.bit_exact
-    triad = Triad(args.triad_elements)
+    device = torch.device(args.device)
+    triad = Triad(args.triad_elements, device)
     print(f"{torch.get_num_threads()} threads", flush=True)
     results = []
     for model in args.models.split(","):
         sizes = model_sizes(model)
         for name in args.algos.split(","):
             steps = args.steps if model != "d" else max(5, args.steps // 3)
-            r = bench_algo(name, sizes, steps, args.warmup, args.loop, triad)
+            r = bench_algo(name, sizes, steps, args.warmup, args.loop, triad, device)
             r["model"] = model
             results.append(r)
             cells = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r["median_s"].items() if k not in (_REFERENCE, _TRIAD))
             print(f"({model}) {name}: {cells}; ratio {r['ratio']:.2f}; {r['GBps']:.1f} GB/s "
                   f"({100 * r['bandwidth_fraction']:.0f}%); first step {r['first_step_s']:.2f} s", flush=True)
     info = {
-        "bit_exact": engine.bit_exact, "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "device": args.device, "bit_exact": engine.bit_exact, "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "triad_GBps": statistics.median(r["triad_GBps"] for r in results), "kernel_stats": dict(engine.stats), "compile_seconds": engine.compile_seconds,
     }
     print("kernel cache:", dict(engine.stats), "build/load seconds:",
@@ -183,7 +190,7 @@ def main(argv=None):
     with open(args.json, "w") as f:
         json.dump({"info": info, "results": results}, f, indent=1)
     lines = [
-        f"torch {info['torch']}, {info['threads']} threads, triad {info['triad_GBps']:.1f} GB/s (median over rows), "
+        f"torch {info['torch']}, {args.device}, {info['threads']} threads, triad {info['triad_GBps']:.1f} GB/s (median over rows), "
         f"{'bit-exact' if engine.bit_exact else 'default'} fused path. Times are medians (ms).",
         "",
         "| model | algorithm | optimlab | torch for-loop | torch foreach | torch fused | ratio | GB/s (% of triad) | per byte vs fused Adam | state B/param |",

@@ -134,7 +134,7 @@ def test_global_norm_in_the_kernel(dtype):
     """The kernel's global norm: the float64 norm to rounding, and the same bits whatever
     the number of threads (sums of fixed chunks, added in a fixed order)."""
     torch.manual_seed(0)
-    shapes = [(300, 257), (1,), (70_001,), (33, 3), (4096,), (5000,)]
+    shapes = [(300, 257), (1,), (0,), (70_001,), (33, 3), (4096,), (0, 5), (5000,)]
     grads = [torch.randn(s, dtype=dtype) * 10 ** (i % 3) for i, s in enumerate(shapes)]
     norm = torch.cat([g.double().flatten() for g in grads]).norm().item()
     steps = []
@@ -154,6 +154,28 @@ def test_global_norm_in_the_kernel(dtype):
             torch.testing.assert_close(-p.double(), g.double() / (norm + 1e-6), rtol=2e-7 if dtype == torch.float32 else 1e-14, atol=0)
     for params in steps[1:]:
         assert all(torch.equal(p, q) for p, q in zip(params, steps[0]))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_global_norm_of_non_finite_gradients_as_torch(bad):
+    """An inf or NaN gradient: the kernel's clipping gives torch's result (inf norm: the
+    step is 0, NaN where the gradient is inf; NaN norm: NaN everywhere)."""
+    torch.manual_seed(0)
+    grads = [torch.randn(70_001), torch.randn(300, 257)]
+    grads[0][123] = bad
+    results = []
+    for options in ({"fused": True}, {"foreach": True}):
+        params = [torch.ones_like(g, requires_grad=True) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        transform = optimlab.chain(optimlab.clip_by_global_norm(1.0), optimlab.scale_by_learning_rate(0.1))
+        calls = _kernel_calls()
+        optimlab.Optimizer(params, transform, **options).step()
+        assert (_kernel_calls() - calls == 1) == ("fused" in options)
+        results.append(params)
+    for ours, theirs in zip(*results):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True)
+    assert results[0][0][123].isnan() and (results[0][1] == 1).all() == (bad == float("inf"))
 
 
 @pytest.mark.usefixtures("float64")

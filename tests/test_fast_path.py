@@ -337,6 +337,34 @@ def test_kernels_are_cached_across_processes(tmp_path):
     assert len(list(tmp_path.glob("*.so"))) == 1
 
 
+@pytest.mark.parametrize("setting", ["1", None])
+def test_bit_exact_environment_variable(setting):
+    """OPTIMLAB_BIT_EXACT=1, read at import, gives the eager path's bits (float32 Adam);
+    unset, the IEEE kernel does not, where torch.sqrt is not IEEE (MKL, x86 builds)."""
+    script = textwrap.dedent("""
+        import torch, optimlab
+        from optimlab.fused import engine
+        torch.manual_seed(0)
+        ours = torch.randn(100_000, requires_grad=True)
+        twin = ours.detach().clone().requires_grad_()
+        fused, eager = optimlab.Adam([ours], fused=True), optimlab.Adam([twin], foreach=True)
+        for _ in range(3):
+            g = torch.randn(100_000)
+            ours.grad, twin.grad = g.clone(), g.clone()
+            fused.step()
+            eager.step()
+        ieee_is_torch = engine._torch_sqrt_routine(torch.float32) is None
+        print(engine.bit_exact, engine.stats["calls"], torch.equal(ours, twin), ieee_is_torch)
+    """)
+    env = {key: value for key, value in os.environ.items() if key != "OPTIMLAB_BIT_EXACT"}
+    if setting is not None:
+        env["OPTIMLAB_BIT_EXACT"] = setting
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    flag, calls, equal, ieee_is_torch = out.stdout.split()
+    assert (flag, calls) == (str(setting == "1"), "3")
+    assert equal == str(setting == "1" or ieee_is_torch == "True")
+
+
 def test_generated_source_is_one_loop_over_all_tensors():
     specs = engine.describe(_adamw_chain(), {**_adamw_chain().hyperparams, "max_norm": 0.5})
     source, slots = engine.generate([s for s, _, _ in specs], "float")

@@ -84,8 +84,9 @@ def make_params(sizes, device):
 
 
 class Triad:
-    """The in-place update a += s*b over two 1 GiB arrays (2 reads, 1 write counted), run
-    as one more "optimizer" in each row: the bandwidth the machine gives at that moment."""
+    """The in-place update a += s*b over two arrays of n floats (2 reads, 1 write counted;
+    by default 1 GiB each, beyond the caches), run as one more "optimizer" in each row:
+    the bandwidth the machine gives at that moment."""
 
     def __init__(self, n: int, device: torch.device) -> None:
         self.a, self.b = torch.randn(n, device=device), torch.randn(n, device=device)

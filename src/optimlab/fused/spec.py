@@ -19,7 +19,7 @@ Inside a snippet:
   ``SQRTS;``, and from there on ``R0``/``R1`` hold their square roots. Locals declared
   before ``SQRTS;`` are gone after it (``u``, ``p``, the registers and the buffers
   remain). By default the kernel takes them inline, IEEE-exact and vectorized, as
-  torch's fused kernels do; with ``OPTIMLAB_TORCH_SQRT=1`` it takes the roots of a block
+  torch's fused kernels do; with ``OPTIMLAB_BIT_EXACT=1`` it takes the roots of a block
   of elements at once with torch.sqrt's own routine (MKL's in torch's x86 builds, which
   is not IEEE-exact), and then the fused path gives the eager path's bits exactly.
 

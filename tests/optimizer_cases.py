@@ -14,7 +14,18 @@ A `Case` holds, for one name of `optimlab.create`:
 * ``reference``: the float64 NumPy step (``reference_numpy.py``), written from the papers;
 * ``errors``: ``(kwargs, message regex)`` pairs that must raise ValueError;
 * ``quadratic``/``rosenbrock``: ``(kwargs, steps, tolerance)`` convergence budgets;
-* ``supports_sparse``/``supports_complex``.
+* ``supports_sparse``/``supports_complex``;
+* ``matrices_only``: the optimizer is defined for 2-D parameters only (Muon): `Case.make`
+  and `Case.make_torch` keep the matrices of the parameters a test hands them (an MLP's
+  weights, not its biases), and tests that build their own parameters lay them out as
+  matrices;
+* ``fused``: the fused kernel covers the chain (Muon's orthogonalization is not
+  elementwise: the fused path falls back to the eager one);
+* ``reference_preset``: options the comparison with the float64 NumPy formula adds
+  (Muon: its Newton-Schulz iteration in float64, not torch's bfloat16).
+
+``ALL_SAMPLES`` holds every ``(case, sample)``; ``SAMPLES`` those the fused kernel covers
+(test_fast_path's); ``TORCH_SAMPLES`` those with a torch.optim twin.
 
 Convergence budgets (distance to the known minimizer after ``steps`` steps; the
 quadratic is 10-D with condition number 100, minimizer ``X_STAR_QUADRATIC``, start at
@@ -37,6 +48,7 @@ adamax              lr=0.05, 2000, 1e-3                         lr=0.02, 5500, 1
 nadam               lr=0.02, 2400, 1e-3                         lr=0.01, 7000, 1e-2
 radam               lr=0.05, 2800, 1e-3                         lr=5e-3, 11000, 1e-2
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
+muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 ==================  ==========================================  ==========================================
 
 Budgets are ~1.3x the step from which the distance stays below the tolerance.
@@ -46,6 +58,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import inspect
 
 import torch
 
@@ -90,17 +104,30 @@ class Case:
     group2: dict[str, Any] = field(default_factory=dict)  # extra options of param group 2
     supports_sparse: bool = False
     supports_complex: bool = True
+    matrices_only: bool = False
+    fused: bool = True
+    reference_preset: dict[str, Any] = field(default_factory=dict)
 
     def make(self, params, **kwargs) -> optimlab.Optimizer:
-        return self.cls(params, **{**self.preset, **kwargs})
+        return self.cls(self.accepted(params), **{**self.preset, **kwargs})
 
     def make_torch(self, params, **kwargs) -> torch.optim.Optimizer:
-        return self.torch_cls(params, **{**self.torch_preset, **kwargs})
+        # torch.optim.Muon has one execution path and no foreach argument.
+        takes = inspect.signature(self.torch_cls).parameters
+        kwargs = {k: v for k, v in {**self.torch_preset, **kwargs}.items() if k in takes or k not in ("foreach", "fused")}
+        return self.torch_cls(self.accepted(params), **kwargs)
+
+    def accepted(self, params):
+        """The parameters (or param groups) the optimizer takes of ``params``: all, or the matrices."""
+        if not self.matrices_only:
+            return params
+        params = list(params)
+        if params and isinstance(params[0], dict):
+            return [{**group, "params": self.accepted(group["params"])} for group in params]
+        return [p for p in params if p.ndim == 2]
 
     def hyperparams(self, sample: dict[str, Any]) -> dict[str, Any]:
         """Every hyperparameter the sample runs with: class defaults, preset, sample."""
-        import inspect
-
         defaults = {
             k: v.default
             for k, v in inspect.signature(self.cls.__init__).parameters.items()
@@ -289,12 +316,43 @@ CASES: list[Case] = [
         quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99)}, 750, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.02, 0.999)}, 2500, 1e-2),
     ),
+    Case(
+        # create("muon") steps the matrices with Muon and the rest with AdamW; given
+        # matrices only, it is torch.optim.Muon (Newton-Schulz in bfloat16, as torch's).
+        "muon", optimlab.MuonWithAdamW, ref.muon,
+        samples=[
+            {"lr": 0.02},
+            {"lr": 0.02, "momentum": 0.9, "nesterov": False, "weight_decay": 0.01},
+            # The quintic whose fixed point is exactly 1 (15/8, -10/8, 3/8), in 3 steps.
+            {"lr": 0.02, "adjust_lr_fn": "match_rms_adamw", "ns_coefficients": (1.875, -1.25, 0.375),
+             "ns_steps": 3, "eps": 1e-5},
+        ],
+        errors=COMMON_ERRORS + [
+            EPS_ZERO, EPS_INF,
+            ({"momentum": -0.1}, r"momentum must be in \[0, 1\), got -0.1"),
+            ({"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
+            ({"nesterov": 1}, r"nesterov must be True or False, got 1"),
+            ({"ns_steps": 100}, r"ns_steps must be an integer in \[0, 100\), got 100"),
+            ({"ns_steps": 2.0}, r"ns_steps must be an integer in \[0, 100\), got 2.0"),
+            ({"ns_coefficients": (3.4, -4.7)}, r"ns_coefficients must be three numbers \(a, b, c\), got \(3.4, -4.7\)"),
+            ({"ns_coefficients": (3.4, float("nan"), 2.0)}, r"ns_coefficients\[1\] must be finite, got nan"),
+            ({"adjust_lr_fn": "rms"}, r"adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got 'rms'"),
+            ({"ns_dtype": torch.int32}, r"ns_dtype must be a floating-point torch.dtype, got torch.int32"),
+        ],
+        torch_cls=torch.optim.Muon, matrices_only=True, fused=False, supports_complex=False,
+        reference_preset={"ns_dtype": torch.float64},
+        # On the coordinates as a matrix (2 x 5; Rosenbrock's 2 x 1): orthogonalized steps have
+        # a fixed size, so, like Lion's, they settle only as the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.1, 0.98)}, 360, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.05, 0.995)}, 950, 1e-2),
+    ),
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}
 TORCH_CASES = [case for case in CASES if case.torch_cls is not None]
-SAMPLES = [(case, sample) for case in CASES for sample in case.samples]
-TORCH_SAMPLES = [(case, sample) for case, sample in SAMPLES if case.torch_cls is not None]
+ALL_SAMPLES = [(case, sample) for case in CASES for sample in case.samples]
+SAMPLES = [(case, sample) for case, sample in ALL_SAMPLES if case.fused]
+TORCH_SAMPLES = [(case, sample) for case, sample in ALL_SAMPLES if case.torch_cls is not None]
 
 
 def ids(value: Any) -> str:

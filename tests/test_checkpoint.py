@@ -11,7 +11,7 @@ import torch
 
 import optimlab
 from helpers import MLP, param_groups
-from optimizer_cases import SAMPLES, ids
+from optimizer_cases import ALL_SAMPLES, ids
 
 STEPS, SPLIT = 40, 17
 
@@ -44,7 +44,7 @@ def _run(case, sample, dtypes, split=None, steps=STEPS):
 
 @pytest.mark.parametrize("dtypes", [(torch.float64, torch.float64), (torch.float32, torch.float32)],
                          ids=["float64", "float32"])
-@pytest.mark.parametrize(("case", "sample"), SAMPLES, ids=ids)
+@pytest.mark.parametrize(("case", "sample"), ALL_SAMPLES, ids=ids)
 def test_resume_is_bit_exact(case, sample, dtypes):
     straight, straight_optimizer = _run(case, sample, dtypes)
     resumed, resumed_optimizer = _run(case, sample, dtypes, split=SPLIT)

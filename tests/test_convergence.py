@@ -45,17 +45,18 @@ def test_quadratic_is_ill_conditioned():
 def test_reaches_minimum(case, problem):
     f, start, minimizer = PROBLEMS[problem]
     kwargs, steps, tolerance = getattr(case, problem)
-    x = start.clone().requires_grad_()
+    # A matrices-only case gets the coordinates as a 2-row matrix (2 x 5 and 2 x 1).
+    x = (start.reshape(2, -1) if case.matrices_only else start).clone().requires_grad_()
     optimizer = case.make([x], **kwargs)
 
     def closure():
         optimizer.zero_grad()
-        loss = f(x)
+        loss = f(x.reshape(-1))
         loss.backward()
         return loss
 
     for _ in range(steps):
         optimizer.step(closure)
-    distance = torch.linalg.vector_norm(x.detach() - minimizer).item()
+    distance = torch.linalg.vector_norm(x.detach().reshape(-1) - minimizer).item()
     print(f"\n{case.name:<17} {problem:<10} {str(kwargs):<40} {steps:>6} steps: |x - x*| = {distance:.2e} (tol {tolerance:.0e})")
     assert distance < tolerance

@@ -14,7 +14,7 @@ import torch
 from optimlab.fused import engine
 
 from helpers import record
-from optimizer_cases import SAMPLES, ids
+from optimizer_cases import ALL_SAMPLES, ids
 
 STEPS = 200
 _rng = np.random.default_rng(7)
@@ -23,6 +23,8 @@ A = _Q @ np.diag(np.linspace(1.0, 10.0, 10)) @ _Q.T
 B = _rng.standard_normal(10)
 X0 = _rng.standard_normal(10)
 NOISE = _rng.standard_normal((STEPS + 1, 10))
+SHAPES = [(2, 3), (4,)]
+MATRIX_SHAPES = [(2, 3), (4, 1)]  # for a matrices-only case: a wide and a tall one (Muon transposes it)
 
 
 def _grad(x, t):
@@ -34,26 +36,34 @@ EXECUTIONS = {"foreach": {"foreach": True}, "for-loop": {"foreach": False}, "fus
 
 
 @pytest.mark.parametrize("path", list(EXECUTIONS))
-@pytest.mark.parametrize(("case", "sample"), SAMPLES, ids=ids)
+@pytest.mark.parametrize(("case", "sample"), ALL_SAMPLES, ids=ids)
 def test_matches_numpy_formula(case, sample, path):
     """Every path, the fused one with its default IEEE square roots (as NumPy's)."""
-    # Two tensors (6 + 4 elements) in one group; the reference steps them as one vector.
-    params = [torch.tensor(X0[:6].reshape(2, 3), requires_grad=True), torch.tensor(X0[6:], requires_grad=True)]
+    # Two tensors (6 + 4 elements) in one group; the reference steps each with its own state.
+    shapes = MATRIX_SHAPES if case.matrices_only else SHAPES
+    xs = [part.reshape(shape) for part, shape in zip(np.split(X0, [6]), shapes)]
+    params = [torch.tensor(x, requires_grad=True) for x in xs]
     if path == "fused" and not engine.available():
         pytest.skip("no C compiler for the fused path")
+    sample = {**case.reference_preset, **sample}
     optimizer = case.make(params, **EXECUTIONS[path], **sample)
     calls = engine.stats["calls"]
     hp = case.hyperparams(sample)
-    x, state = X0.copy(), {}
+    states = [{} for _ in xs]
     a, b = torch.tensor(A), torch.tensor(B)
     for t in range(1, STEPS + 1):
         flat = torch.cat([p.detach().reshape(-1) for p in params])
         grad = a @ flat - b + torch.tensor(NOISE[t])
-        params[0].grad, params[1].grad = grad[:6].reshape(2, 3).clone(), grad[6:].clone()
+        for p, g in zip(params, grad.split([6, 4])):
+            p.grad = g.reshape(p.shape).clone()
         optimizer.step()
-        x = case.reference(x, _grad(x, t), state, t, hp)
-    if path == "fused":  # every step but for a lazily created first-step buffer
+        g = np.split(_grad(np.concatenate([x.reshape(-1) for x in xs]), t), [6])
+        xs = [case.reference(x, g.reshape(x.shape), state, t, hp) for x, g, state in zip(xs, g, states)]
+    if path == "fused" and case.fused:  # every step but for a lazily created first-step buffer
         assert engine.stats["calls"] - calls >= STEPS - 1, "the fused path did not run"
+    elif path == "fused":
+        assert engine.stats["calls"] == calls, "a kernel ran a chain it does not cover"
+    x = np.concatenate([x.reshape(-1) for x in xs])
     ours = torch.cat([p.detach().reshape(-1) for p in params]).numpy()
     assert not np.allclose(x, X0), "the reference did not move"
     worst = float(np.max(np.abs(ours - x) / np.abs(x)))

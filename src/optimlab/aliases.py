@@ -16,12 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from .optimizer import Optimizer
 from .transform import Transform, chain
 from .transforms import (
     add_decayed_weights,
     ema,
     maximize as maximize_,
+    nesterov_ema,
+    orthogonalize_by_newton_schulz,
+    partition,
     scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
@@ -32,8 +37,10 @@ from .transforms import (
     scale_by_nadam,
     scale_by_radam,
     scale_by_rms,
+    scale_by_shape,
     trace,
 )
+from .transforms.muon import NS_COEFFICIENTS, check_matrices
 
 
 def _with_weight_decay(
@@ -112,6 +119,40 @@ def lion(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False) -> chain:
     """Lion, the sign of an interpolated momentum, with decoupled weight decay (torch.optim
     has no Lion: the class takes lion-pytorch's arguments and defaults)."""
     return _with_weight_decay(scale_by_lion(betas), lr, weight_decay, True, maximize)
+
+
+def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=NS_COEFFICIENTS, eps=1e-7,
+         ns_steps=5, adjust_lr_fn=None, maximize=False, ns_dtype=torch.bfloat16) -> chain:
+    """Muon, Nesterov momentum orthogonalized by Newton-Schulz and scaled by the matrix's
+    shape, with decoupled weight decay; for 2-D parameters (torch.optim.Muon's arguments
+    and defaults; ``maximize`` and ``ns_dtype`` are optimlab's)."""
+    orthogonalized = chain(
+        nesterov_ema(momentum, nesterov),
+        orthogonalize_by_newton_schulz(ns_coefficients, eps, ns_steps, ns_dtype),
+        scale_by_shape(adjust_lr_fn),
+    )
+    return _with_weight_decay(orthogonalized, lr, weight_decay, True, maximize)
+
+
+def muon_or_adamw(param) -> str:
+    """Muon for matrices, AdamW for the rest (biases, norms' scales, ...)."""
+    return "muon" if param.ndim == 2 else "adamw"
+
+
+def muon_with_adamw(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=NS_COEFFICIENTS,
+                    eps=1e-7, ns_steps=5, adjust_lr_fn=None, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, maximize=False,
+                    ns_dtype=torch.bfloat16) -> partition:
+    """Muon for the 2-D parameters and AdamW for the others, with one learning rate and
+    weight decay (``adjust_lr_fn="match_rms_adamw"`` makes one learning rate fit both);
+    AdamW's ``betas`` and ``eps`` are the group keys ``"adamw.betas"`` and ``"adamw.eps"``."""
+    return partition(
+        {
+            "muon": muon(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn,
+                         maximize, ns_dtype),
+            "adamw": adamw(lr, adamw_betas, adamw_eps, weight_decay, maximize=maximize),
+        },
+        label=muon_or_adamw,
+    )
 
 
 def _execution(foreach: bool | None, differentiable: bool, fused: bool | None = None) -> dict[str, Any]:
@@ -217,3 +258,38 @@ class Lion(Optimizer):
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0, *, maximize=False, foreach=None,
                  fused=None):
         super().__init__(params, lion(lr, betas, weight_decay, maximize), foreach=foreach, fused=fused)
+
+
+class Muon(Optimizer):
+    __doc__ = muon.__doc__ + """
+
+    Every parameter must be a real matrix: any other raises ValueError, as in
+    torch.optim.Muon (`MuonWithAdamW` steps the others with AdamW)."""
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *, maximize=False,
+                 ns_dtype=torch.bfloat16, foreach=None, fused=None):
+        transform = muon(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn,
+                         maximize, ns_dtype)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        # Checked before anything changes (torch.optim.Muon checks after building its groups).
+        params = param_group.get("params") if isinstance(param_group, dict) else None
+        if isinstance(params, torch.Tensor):
+            params = [params]
+        elif params is not None and not isinstance(params, (list, tuple, set)):
+            params = param_group["params"] = list(params)  # a generator can be read once only
+        check_matrices(p[1] if isinstance(p, tuple) else p for p in params or ())  # (name, tensor) pairs too
+        super().add_param_group(param_group)
+
+
+class MuonWithAdamW(Optimizer):
+    __doc__ = muon_with_adamw.__doc__
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *,
+                 adamw_betas=(0.9, 0.999), adamw_eps=1e-8, maximize=False, ns_dtype=torch.bfloat16, foreach=None, fused=None):
+        transform = muon_with_adamw(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
+                                    adjust_lr_fn, adamw_betas, adamw_eps, maximize, ns_dtype)
+        super().__init__(params, transform, foreach=foreach, fused=fused)

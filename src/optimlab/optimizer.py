@@ -135,7 +135,8 @@ class Optimizer(torch.optim.Optimizer):
         for i, p in enumerate(params):
             self.state[p]["step"] = 0
             for key, tensors in buffers.items():
-                self.state[p][key] = tensors[i]
+                if tensors[i] is not None:  # a `partition` keeps a buffer for some parameters only
+                    self.state[p][key] = tensors[i]
 
     def _step_bucket(self, params, grads, states, keys, group, step: int, foreach: bool, fused) -> None:
         buffers = {key: TensorList([s[key] for s in states], foreach) for key in keys}
@@ -149,7 +150,8 @@ class Optimizer(torch.optim.Optimizer):
             self.transform.apply(real_params, grads, buffers, group, step)
             for key, tensors in buffers.items():
                 for state, tensor in zip(states, tensors):
-                    state[key] = tensor
+                    if tensor is not None:
+                        state[key] = tensor
         for state in states:
             state["step"] = step
 

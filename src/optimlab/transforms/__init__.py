@@ -8,7 +8,9 @@ from .basic import add_decayed_weights, maximize, scale_by_inverse_time_decay, s
 from .clipping import clip_by_global_norm, clip_by_value
 from .lion import scale_by_lion
 from .momentum import ema, trace
+from .muon import nesterov_ema, orthogonalize_by_newton_schulz, scale_by_shape
 from .nadam import scale_by_nadam
+from .partition import partition
 from .radam import scale_by_radam
 from .rms import scale_by_rms
 
@@ -18,6 +20,9 @@ __all__ = [
     "clip_by_value",
     "ema",
     "maximize",
+    "nesterov_ema",
+    "orthogonalize_by_newton_schulz",
+    "partition",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
@@ -28,5 +33,6 @@ __all__ = [
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
+    "scale_by_shape",
     "trace",
 ]

@@ -1,0 +1,173 @@
+"""Muon's parts: EMA momentum with Nesterov's look-ahead, Newton–Schulz orthogonalization,
+and the shape-dependent step scale. Muon (`optimlab.muon`) chains them with decoupled
+weight decay and the learning rate.
+
+Muon is defined for matrices (2-D parameters): the orthogonalization acts on a whole
+matrix, not on elements, so these transforms have no fused snippet and a chain holding
+them runs on the eager path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import checks
+from ..transform import Transform
+from .momentum import ema
+
+#: Keller Jordan's quintic coefficients (torch.optim.Muon's defaults).
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
+#: torch.optim.Muon raises for 100 steps or more ("for computational efficiency").
+MAX_NS_STEPS = 100
+ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
+
+
+def check_matrices(params) -> None:
+    """Raise ValueError unless every parameter is a real 2-D tensor (what Muon takes)."""
+    for p in params:
+        if p.is_complex():
+            raise ValueError(f"params: Muon takes real parameters only, got one of dtype {p.dtype}")
+        if p.ndim != 2:
+            raise ValueError(
+                f"params: Muon takes 2-D parameters only, got one of shape {tuple(p.shape)} "
+                "(optimize the others with AdamW: optimlab.MuonWithAdamW does both)"
+            )
+
+
+def _ns_coefficients(name, value) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise ValueError(f"{name} must be three numbers (a, b, c), got {value!r}")
+    for i, coefficient in enumerate(value):
+        checks._number(f"{name}[{i}]", coefficient)
+
+
+def _ns_steps(name, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_NS_STEPS:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_NS_STEPS}), got {value!r}")
+
+
+def _floating_dtype(name, value) -> None:
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point torch.dtype, got {value!r}")
+
+
+def _adjust_lr_fn(name, value) -> None:
+    if value not in ADJUST_LR_FNS:
+        raise ValueError(f"{name} must be None, 'original' or 'match_rms_adamw', got {value!r}")
+
+
+class nesterov_ema(ema):
+    r"""`ema` with Nesterov's look-ahead, Muon's momentum (Jordan et al. 2024; torch.optim.Muon):
+
+    .. math:: v_0 = 0, \qquad v_t = \mu v_{t-1} + (1-\mu)\,u_t, \qquad
+              u \leftarrow (1-\mu)\,u_t + \mu v_t \ \text{(Nesterov) or}\ v_t .
+
+    Hyperparameters ``momentum`` (:math:`\mu`, default 0.95, in [0, 1)) and ``nesterov``
+    (default True). The look-ahead is one more EMA step with the same gradient, not
+    stored. This is `trace`'s sum form scaled by :math:`1-\mu`, a scale that Muon's
+    orthogonalization removes; the EMA form is torch.optim.Muon's state.
+    """
+
+    checks = {**ema.checks, "nesterov": checks.boolean}
+
+    def __init__(self, momentum: float = 0.95, nesterov: bool = True) -> None:
+        Transform.__init__(self, momentum=momentum, nesterov=nesterov)
+
+    def update(self, updates, state, params, hyperparams, step):
+        velocity = super().update(updates, state, params, hyperparams, step)
+        if not hyperparams["nesterov"]:
+            return velocity
+        return updates.lerp(velocity, hyperparams["momentum"])
+
+    def elementwise(self, hyperparams):
+        # ema's snippet has no look-ahead.
+        return None if hyperparams["nesterov"] else super().elementwise(hyperparams)
+
+
+class orthogonalize_by_newton_schulz(Transform):
+    r"""Replace each matrix by its nearest semi-orthogonal one, approximately (Muon's core;
+    Jordan et al. 2024, "Muon: An optimizer for hidden layers in neural networks";
+    Bernstein & Newhouse 2024):
+
+    .. math:: X_0 = U / \max(\lVert U\rVert_F, \varepsilon), \qquad
+              X_{k+1} = a X_k + (b A_k + c A_k^2)\, X_k, \quad A_k = X_k X_k^\top,
+              \qquad u \leftarrow X_K .
+
+    With :math:`U = P\Sigma Q^\top`, each step maps every singular value :math:`\sigma` to
+    :math:`a\sigma + b\sigma^3 + c\sigma^5`; the default coefficients (Keller Jordan's)
+    push all of them into roughly [0.7, 1.2] in 5 steps, so :math:`X_K \approx PQ^\top`.
+    A tall matrix (more rows than columns) is transposed first, so :math:`A_k` is the
+    smaller Gram matrix. Hyperparameters ``ns_coefficients`` ((a, b, c), default
+    (3.4445, -4.775, 2.0315)), ``ns_steps`` (K, default 5, < 100), ``eps`` (default 1e-7)
+    and ``ns_dtype``: the dtype the iteration runs in, default ``torch.bfloat16`` as in
+    torch.optim.Muon and the paper (its result is converted back to the parameter's
+    dtype); ``torch.float64`` gives the exact-arithmetic iteration. 2-D parameters only.
+    """
+
+    checks = {
+        "ns_coefficients": _ns_coefficients,
+        "ns_steps": _ns_steps,
+        "eps": checks.positive,
+        "ns_dtype": _floating_dtype,
+    }
+
+    def __init__(self, ns_coefficients=NS_COEFFICIENTS, eps: float = 1e-7, ns_steps: int = 5,
+                 ns_dtype: torch.dtype = torch.bfloat16) -> None:
+        super().__init__(ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, ns_dtype=ns_dtype)
+
+    def init(self, params, hyperparams):
+        check_matrices(params)
+        return {}
+
+    def update(self, updates, state, params, hyperparams, step):
+        # A matrix operation per tensor: there is no multi-tensor form to take.
+        return updates.wrap([
+            _newton_schulz(u, hyperparams["ns_coefficients"], hyperparams["ns_steps"], hyperparams["eps"],
+                           hyperparams["ns_dtype"])
+            for u in updates
+        ])
+
+
+def _newton_schulz(matrix: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype) -> torch.Tensor:
+    # torch.optim.Muon's operations in its order, so that in bfloat16 the bits are its bits.
+    a, b, c = coefficients
+    tall = matrix.size(0) > matrix.size(1)
+    x = matrix.to(dtype)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return (x.T if tall else x).to(matrix.dtype)
+
+
+class scale_by_shape(Transform):
+    r"""Muon's step size per matrix shape :math:`m \times n` (torch.optim.Muon's ``adjust_lr_fn``):
+
+    .. math:: u \leftarrow s\,u, \qquad s = \sqrt{\max(1, m/n)} \ \text{("original", Keller Jordan's)}
+              \quad\text{or}\quad s = 0.2\sqrt{\max(m, n)} \ \text{("match_rms_adamw")} .
+
+    An orthogonal :math:`m \times n` update has RMS :math:`1/\sqrt{\max(m,n)}`; "original"
+    evens it out across tall matrices, "match_rms_adamw" (Liu et al. 2025, "Muon is
+    Scalable for LLM Training") sets it to 0.2, AdamW's typical update RMS, so Muon can
+    reuse AdamW's learning rate and weight decay. Hyperparameter ``adjust_lr_fn``, default
+    None ("original"). Weight decay is not scaled: put this before `add_decayed_weights`.
+    """
+
+    checks = {"adjust_lr_fn": _adjust_lr_fn}
+
+    def __init__(self, adjust_lr_fn: str | None = None) -> None:
+        super().__init__(adjust_lr_fn=adjust_lr_fn)
+
+    def update(self, updates, state, params, hyperparams, step):
+        return updates * [_shape_scale(u.shape, hyperparams["adjust_lr_fn"]) for u in updates]
+
+
+def _shape_scale(shape, adjust_lr_fn: str | None) -> float:
+    rows, columns = shape
+    if adjust_lr_fn == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(rows, columns))
+    return math.sqrt(max(1, rows / columns))

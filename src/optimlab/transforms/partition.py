@@ -16,7 +16,9 @@ class partition(Transform):
 
     ``label(p)`` names the transform of parameter ``p`` (as optimized: a complex parameter
     is seen as its real view). Each transform keeps its own state, for its own parameters
-    only, under its own buffer names.
+    only, under its own buffer names. As the parameters' states differ, the optimizer
+    steps each label's parameters apart: a transform before the partition in a chain that
+    spans parameters (`clip_by_global_norm`) sees one label's at a time.
 
     Hyperparameters, in the param group as for any chain: the first transform's under
     their own names, so the optimizer looks like it to torch (an lr scheduler sets its

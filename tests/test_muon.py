@@ -1,0 +1,185 @@
+"""Muon's contract beyond the registry (which runs `MuonWithAdamW` on matrices against
+torch.optim.Muon), and `partition` against the optimizers it routes to, run separately on
+the parameters it routes to them."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+
+import optimlab
+from helpers import MLP, PARITY_RTOL, assert_close, params_of, record, train
+from optimlab import chain, partition
+
+pytestmark = pytest.mark.usefixtures("float64")
+
+STEPS = 100
+
+
+def _weights(model):
+    return [model.first.weight, model.second.weight]
+
+
+def _biases(model):
+    return [model.first.bias, model.second.bias]
+
+
+def test_muon_class_matches_torch():
+    """optimlab.Muon itself (the registry runs MuonWithAdamW on matrices), Newton-Schulz in
+    bfloat16 as torch's: a float64 rounding difference does not move a bfloat16 rounding."""
+    model = MLP()
+    twin = copy.deepcopy(model)
+    kwargs = {"lr": 0.02, "weight_decay": 0.05, "adjust_lr_fn": "match_rms_adamw"}
+    train(model, optimlab.Muon(_weights(model), **kwargs), STEPS)
+    train(twin, torch.optim.Muon(_weights(twin), **kwargs), STEPS)
+    worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, "Muon")
+    record("Muon class vs torch", worst)
+    assert not torch.equal(params_of(model)[0], params_of(MLP())[0])
+
+
+@pytest.mark.parametrize(
+    "param",
+    [torch.zeros(6), torch.zeros(2, 3, 4), torch.zeros(3, 4, dtype=torch.complex128)],
+    ids=["vector", "3-d", "complex"],
+)
+def test_muon_rejects_what_torch_rejects(param):
+    """torch.optim.Muon raises ValueError for a non-matrix at construction (and fails on a
+    complex one at its first step); optimlab.Muon raises ValueError for both, naming the
+    parameter's shape or dtype, in the constructor and in add_param_group, changing nothing."""
+    param = torch.nn.Parameter(param)
+    if not param.is_complex():
+        with pytest.raises(ValueError):
+            torch.optim.Muon([param])
+    with pytest.raises(ValueError, match=r"params: Muon takes (2-D|real) parameters only, got one of (shape|dtype)"):
+        optimlab.Muon([torch.nn.Parameter(torch.zeros(2, 2)), param])
+    model = MLP()
+    optimizer = optimlab.Muon([model.first.weight], lr=0.02)
+    train(model, optimizer, 3)
+    state = copy.deepcopy(optimizer.state_dict())
+    with pytest.raises(ValueError, match=r"params: Muon takes"):
+        optimizer.add_param_group({"params": (p for p in [model.second.weight, param])})
+    assert torch.equal(optimizer.state_dict()["state"][0]["ema"], state["state"][0]["ema"])
+    assert len(optimizer.param_groups) == 1 and model.second.weight not in optimizer.state
+    optimizer.add_param_group({"params": (p for p in [model.second.weight])})  # a generator, read once
+    assert optimizer.param_groups[1]["params"] == [model.second.weight]
+
+
+def test_muon_maximize_ascends_what_minimize_descends():
+    model = MLP()
+    twin = copy.deepcopy(model)
+    train(model, optimlab.Muon(_weights(model), lr=0.02, maximize=True), 20, maximize=True)
+    train(twin, optimlab.Muon(_weights(twin), lr=0.02), 20)
+    assert all(torch.equal(a, b) for a, b in zip(params_of(model), params_of(twin)))
+
+
+def test_muon_with_adamw_is_torch_muon_and_adamw_side_by_side():
+    """The matrices follow torch.optim.Muon, the biases torch.optim.AdamW; two param groups
+    with their own lr and weight decay, and AdamW's own lr in the second ("adamw.lr")."""
+    model = MLP()
+    twin = copy.deepcopy(model)
+    adamw = {"betas": (0.8, 0.99), "eps": 1e-6}
+    ours = optimlab.MuonWithAdamW(
+        [{"params": model.first.parameters()},
+         {"params": model.second.parameters(), "lr": 0.01, "weight_decay": 0.02, "adamw.lr": 0.005}],
+        lr=0.02, weight_decay=0.05, adamw_betas=adamw["betas"], adamw_eps=adamw["eps"],
+    )
+    muon = torch.optim.Muon([{"params": [twin.first.weight]}, {"params": [twin.second.weight], "lr": 0.01,
+                                                                "weight_decay": 0.02}], lr=0.02, weight_decay=0.05)
+    adam = torch.optim.AdamW([{"params": [twin.first.bias]}, {"params": [twin.second.bias], "lr": 0.005,
+                                                              "weight_decay": 0.02}],
+                             lr=0.02, weight_decay=0.05, foreach=False, **adamw)
+    for _ in range(STEPS):
+        ours.zero_grad()
+        model.loss().backward()
+        ours.step()
+        muon.zero_grad()
+        adam.zero_grad()
+        twin.loss().backward()
+        muon.step()
+        adam.step()
+    worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, "MuonWithAdamW")
+    record("partition: MuonWithAdamW vs torch Muon + AdamW", worst)
+    # Each parameter keeps its own transform's state only.
+    assert set(ours.state[model.first.weight]) == {"step", "ema"}
+    assert set(ours.state[model.first.bias]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert optimlab.create("muon", MLP().parameters()).__class__ is optimlab.MuonWithAdamW
+
+
+def _sgd_or_adam():
+    return partition(
+        {"sgd": optimlab.sgd(lr=0.05, momentum=0.9, nesterov=True), "adam": optimlab.adam(lr=0.05)},
+        label=lambda p: "sgd" if p.ndim == 2 else "adam",
+    )
+
+
+def test_partition_hyperparameters():
+    """The first transform's names as they are; the second shares a name whose default
+    agrees (lr, weight_decay, maximize) and has its own "label.name" otherwise."""
+    transform = _sgd_or_adam()
+    assert transform.hyperparams == {
+        "maximize": False, "weight_decay": 0.0, "momentum": 0.9, "dampening": 0.0, "nesterov": True, "lr": 0.05,
+        "adam.betas": (0.9, 0.999), "adam.eps": 1e-8, "adam.amsgrad": False,
+    }
+    group = {**transform.hyperparams, "adam.eps": 1e-3, "adam.lr": 0.1}
+    assert transform.view(group, "adam")["eps"] == 1e-3 and transform.view(group, "adam")["lr"] == 0.1
+    assert transform.view(group, "sgd")["lr"] == 0.05
+    with pytest.raises(ValueError, match=r"betas\[1\] must be in \[0, 1\), got 1.5"):
+        optimlab.Optimizer(MLP().parameters(), transform, **{"adam.betas": (0.9, 1.5)})
+    with pytest.raises(TypeError, match="partition takes Transform instances"):
+        partition({"sgd": optimlab.SGD}, label=lambda p: "sgd")
+
+
+def test_partition_in_a_chain_matches_torch_clipping_then_sgd_and_adam():
+    """Gradients clipped to [-0.1, 0.1], then SGD (Nesterov) for the weights and Adam for
+    the biases: torch's clip_grad_value_, torch.optim.SGD and torch.optim.Adam."""
+    model = MLP()
+    twin = copy.deepcopy(model)
+    ours = optimlab.Optimizer(model.parameters(), chain(optimlab.clip_by_value(0.1), _sgd_or_adam()))
+    sgd = torch.optim.SGD(_weights(twin), lr=0.05, momentum=0.9, nesterov=True, foreach=False)
+    adam = torch.optim.Adam(_biases(twin), lr=0.05, foreach=False)
+    for _ in range(STEPS):
+        ours.zero_grad()
+        model.loss().backward()
+        ours.step()
+        sgd.zero_grad()
+        adam.zero_grad()
+        twin.loss().backward()
+        torch.nn.utils.clip_grad_value_(list(twin.parameters()), 0.1)
+        sgd.step()
+        adam.step()
+    worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, "chain(clip, partition)")
+    record("partition: chain(clip_by_value, partition(sgd, adam)) vs torch", worst)
+    assert set(ours.state[model.second.weight]) == {"step", "momentum_buffer"}
+
+
+def test_partition_resumes_from_a_checkpoint_bit_exactly():
+    def run(split=None):
+        model = MLP()
+        optimizer = optimlab.MuonWithAdamW(model.parameters(), lr=0.02)
+        for i in range(30):
+            if i == split:
+                buffer = io.BytesIO()
+                torch.save(optimizer.state_dict(), buffer)
+                buffer.seek(0)
+                optimizer = optimlab.MuonWithAdamW(model.parameters(), lr=0.02)
+                optimizer.load_state_dict(torch.load(buffer))
+            optimizer.zero_grad()
+            model.loss().backward()
+            optimizer.step()
+        return params_of(model)
+
+    assert all(torch.equal(a, b) for a, b in zip(run(), run(split=13)))
+
+
+def test_partition_rejects_an_unknown_label():
+    model = MLP()
+    optimizer = optimlab.Optimizer(model.parameters(), partition({"sgd": optimlab.sgd()}, label=lambda p: "adam"))
+    before = params_of(model)
+    model.loss().backward()
+    with pytest.raises(ValueError, match=r"label returned 'adam' for a parameter of shape \(6, 4\); the labels are 'sgd'"):
+        optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(params_of(model), before))
+    assert not any(optimizer.state.values())

@@ -27,6 +27,21 @@ def _biases(model):
     return [model.first.bias, model.second.bias]
 
 
+def _train_side_by_side(model, ours, twin, theirs, before_step=lambda: None):
+    """STEPS steps of ``ours`` on ``model``, and of the torch optimizers ``theirs``
+    together on ``twin`` (one backward pass, then ``before_step``, then each steps)."""
+    for _ in range(STEPS):
+        ours.zero_grad()
+        model.loss().backward()
+        ours.step()
+        for optimizer in theirs:
+            optimizer.zero_grad()
+        twin.loss().backward()
+        before_step()
+        for optimizer in theirs:
+            optimizer.step()
+
+
 def test_muon_class_matches_torch():
     """optimlab.Muon itself (the registry runs MuonWithAdamW on matrices), Newton-Schulz in
     bfloat16 as torch's: a float64 rounding difference does not move a bfloat16 rounding."""
@@ -91,15 +106,7 @@ def test_muon_with_adamw_is_torch_muon_and_adamw_side_by_side():
     adam = torch.optim.AdamW([{"params": [twin.first.bias]}, {"params": [twin.second.bias], "lr": 0.005,
                                                               "weight_decay": 0.02}],
                              lr=0.02, weight_decay=0.05, foreach=False, **adamw)
-    for _ in range(STEPS):
-        ours.zero_grad()
-        model.loss().backward()
-        ours.step()
-        muon.zero_grad()
-        adam.zero_grad()
-        twin.loss().backward()
-        muon.step()
-        adam.step()
+    _train_side_by_side(model, ours, twin, [muon, adam])
     worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, "MuonWithAdamW")
     record("partition: MuonWithAdamW vs torch Muon + AdamW", worst)
     # Each parameter keeps its own transform's state only.
@@ -140,16 +147,7 @@ def test_partition_in_a_chain_matches_torch_clipping_then_sgd_and_adam():
     ours = optimlab.Optimizer(model.parameters(), chain(optimlab.clip_by_value(0.1), _sgd_or_adam()))
     sgd = torch.optim.SGD(_weights(twin), lr=0.05, momentum=0.9, nesterov=True, foreach=False)
     adam = torch.optim.Adam(_biases(twin), lr=0.05, foreach=False)
-    for _ in range(STEPS):
-        ours.zero_grad()
-        model.loss().backward()
-        ours.step()
-        sgd.zero_grad()
-        adam.zero_grad()
-        twin.loss().backward()
-        torch.nn.utils.clip_grad_value_(list(twin.parameters()), 0.1)
-        sgd.step()
-        adam.step()
+    _train_side_by_side(model, ours, twin, [sgd, adam], lambda: torch.nn.utils.clip_grad_value_(twin.parameters(), 0.1))
     worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, "chain(clip, partition)")
     record("partition: chain(clip_by_value, partition(sgd, adam)) vs torch", worst)
     assert set(ours.state[model.second.weight]) == {"step", "momentum_buffer"}

@@ -114,7 +114,8 @@ class Case:
     def make_torch(self, params, **kwargs) -> torch.optim.Optimizer:
         # torch.optim.Muon has one execution path and no foreach argument.
         takes = inspect.signature(self.torch_cls).parameters
-        kwargs = {k: v for k, v in {**self.torch_preset, **kwargs}.items() if k in takes or k not in ("foreach", "fused")}
+        kwargs = {k: v for k, v in {**self.torch_preset, **kwargs}.items()
+                  if k in takes or k not in ("foreach", "fused")}
         return self.torch_cls(self.accepted(params), **kwargs)
 
     def accepted(self, params):

@@ -289,7 +289,8 @@ class MuonWithAdamW(Optimizer):
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *,
-                 adamw_betas=(0.9, 0.999), adamw_eps=1e-8, maximize=False, ns_dtype=torch.bfloat16, foreach=None, fused=None):
+                 adamw_betas=(0.9, 0.999), adamw_eps=1e-8, maximize=False, ns_dtype=torch.bfloat16, foreach=None,
+                 fused=None):
         transform = muon_with_adamw(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
                                     adjust_lr_fn, adamw_betas, adamw_eps, maximize, ns_dtype)
         super().__init__(params, transform, foreach=foreach, fused=fused)

@@ -82,7 +82,11 @@ class TensorList:
         norms = self.norms()
         if not norms:
             return torch.zeros(())
-        return torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]))
+        try:
+            stacked = torch.stack(norms)
+        except RuntimeError:  # tensors on several devices
+            stacked = torch.stack([n.to(norms[0].device) for n in norms])
+        return torch.linalg.vector_norm(stacked)
 
     # Arithmetic operators (out of place) -------------------------------------------
     def __neg__(self) -> TensorList:

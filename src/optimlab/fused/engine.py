@@ -1,4 +1,4 @@
-"""One compiled C kernel per chain: the fused execution path.
+"""One compiled kernel per chain: the fused execution path.
 
 `step` runs a whole bucket (tensors of one param group with the same step count) with
 one call of a kernel generated from the chain's `Elementwise` snippets:
@@ -19,8 +19,9 @@ one call of a kernel generated from the chain's `Elementwise` snippets:
   cached on disk under a hash of its source, compiler and CPU, so later processes load
   it in milliseconds.
 
-Anything the kernel does not cover (a transform without a snippet, sparse or complex-
-free odd dtypes, non-CPU tensors, non-contiguous tensors, a buffer a transform creates
+CUDA tensors take the same loop body as a CUDA kernel (`optimlab.fused.cuda`). Anything
+the kernels do not cover (a transform without a snippet, sparse tensors, dtypes other
+than float32/float64, non-contiguous tensors, a bucket spread over devices, a buffer a transform creates
 lazily on its first step) makes `step` return False and the eager `TensorList` path,
 the reference, runs instead.
 """
@@ -31,6 +32,7 @@ import ctypes
 import functools
 import hashlib
 import math
+import operator
 import os
 import platform
 import re
@@ -43,12 +45,12 @@ import warnings
 from array import array
 from collections import Counter
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import torch
 
 from ..transform import Transform, chain
+from . import codegen, cuda
 from .spec import Elementwise
 
 #: Counters of the kernel cache: ``compiles`` (gcc runs), ``disk_loads`` (kernels
@@ -113,18 +115,11 @@ _PRELUDE = """\
 #include <omp.h>
 typedef {T} T;
 typedef void (*roots_fn)(int n, const T *a, T *r);
-#define ABS(x) {fabs}(x)
-#define FMA(a, b, c) {fma}(a, b, c)
-#define SQRT(x) {sqrt}(x)
-/* torch's lerp: both branches, then a select, so that the loop vectorizes */
-static inline T lerp(T a, T b, T w) {{ T d = b - a, lo = FMA(w, d, a), hi = FMA(w - (T)1, d, b); return ABS(w) < (T)0.5 ? lo : hi; }}
-static inline T maximum(T a, T b) {{ return (a > b || a != a) ? a : b; }}
-static inline T min_one(T x) {{ return x > (T)1 ? (T)1 : x; }}  /* clamp(max=1): NaN stays */
-#define BLOCK 4096
+{helpers}#define BLOCK 4096
 /* square roots of a block, in place: torch's routine if given, else IEEE sqrt */
 static inline void roots(roots_fn f, int64_t m, T *x) {{
     if (f) {{ f((int)m, x, x); return; }}
-    for (int64_t i = 0; i < m; i++) x[i] = {sqrt}(x[i]);
+    for (int64_t i = 0; i < m; i++) x[i] = SQRT(x[i]);
 }}
 """
 
@@ -226,80 +221,48 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True,
              norm_in_kernel: bool = True) -> tuple[str, list[tuple[int, str]]]:
     """The C source of the chain's kernel and its per-step scalars, as (part, name).
 
-    The loop body is the parts' snippets in order. With ``inline_roots`` (IEEE square
-    roots) it is one stage, and ``SQRTS;`` is the vectorized IEEE sqrt in place; else it
-    is cut into stages at each ``SQRTS;``: a block of elements goes through one stage,
-    then the square roots of the block's registers (torch's routine, the kernel's ``f``),
-    then the next stage; all in cache, one read and one write of memory.
+    The loop body is `codegen.assemble`'s. With ``inline_roots`` (IEEE square roots) it
+    is one stage; else a block of elements goes through one stage, then the square roots
+    of the block's registers (torch's routine, the kernel's ``f``), then the next stage;
+    all in cache, one read and one write of memory.
 
     A part with a ``norm`` scalar gets it computed per step from the global norm of the
     gradients: measured by the kernel (``norm_in_kernel``) or given as the scalar
     ``(part, "norm")``.
     """
-    buffer_count = 0
-    scalar_names: list[tuple[int, str]] = []
-
-    def slot(index: int, name: str) -> int:
-        if (index, name) not in scalar_names:
-            scalar_names.append((index, name))
-        return scalar_names.index((index, name))
-
-    stages: list[list[str]] = [[]]
+    body = codegen.assemble(specs, inline_roots, norm_as_scalar=not norm_in_kernel)
     norm_code = ""
-    for index, spec in enumerate(specs):
-        mapping = {}
-        for name in spec.buffers:
-            mapping[name] = f"B{buffer_count}[j]"
-            buffer_count += 1
-        code = spec.code
-        if index == len(specs) - 1:
-            code = spec.apply if spec.apply is not None else code + "\np = p + u;"
-        for name in _template_names(code):
-            if name not in mapping:
-                mapping[name] = f"k{slot(index, name)}"
-        text = Template(code).substitute(mapping)
-        if inline_roots:
-            roots = " ".join(f"R{r} = SQRT(R{r});" for r in (0, 1) if f"R{r}" in text)
-            text = text.replace("SQRTS;", roots)
-        for number, piece in enumerate(text.split("SQRTS;")):
-            if number:
-                stages.append([])
-            piece = " ".join(line.strip() for line in piece.strip().splitlines())
-            if piece:
-                stages[-1].append("            { " + piece + " }")
-        if spec.norm is not None:
-            if norm_code:
-                raise ValueError("one global norm per chain")
-            name, expression = spec.norm
-            given = {n: f"((T)k[{slot(index, n)}])" for n in _template_names(expression)}
-            target = slot(index, name)
-            norm_code = _NORM_IN_KERNEL if norm_in_kernel else f"        const T norm = (T)k[{slot(index, 'norm')}];\n"
-            norm_code += f"        kk[{target}] = (double)({Template(expression).substitute(given)});\n"
+    if body.norm is not None:
+        if norm_in_kernel:
+            norm_code = _NORM_IN_KERNEL
+        else:
+            norm_code = f"        const T norm = (T)k[{body.scalars.index((body.scalars[body.norm[0]][0], 'norm'))}];\n"
+        expression = body.norm_expression(lambda slot: f"((T)k[{slot}])")
+        norm_code += f"        kk[{body.norm[0]}] = (double)({expression});\n"
     blocks = []
-    for number, body in enumerate(stages):
-        first, last = number == 0, number == len(stages) - 1
+    for number, statements in enumerate(body.stages):
+        first, last = number == 0, number == len(body.stages) - 1
+        text = "\n".join(" " * 12 + statement for statement in statements)
         blocks.append(_STAGE.format(
             load_p="P[j]" if first else "pb[i]", load_u="G[j]" if first else "ub[i]",
             load_r0="0" if first else "r0b[i]", load_r1="0" if first else "r1b[i]",
-            body="\n".join(body) or "            ;",
+            body=text or "            ;",
             store="P[j] = p;" if last else "pb[i] = p; ub[i] = u; r0b[i] = R0; r1b[i] = R1;",
         ))
         if not last:
-            blocks.append("".join(f"        roots(f, m, r{r}b);\n" for r in (0, 1) if f"R{r}" in "".join(body)))
-    suffix = "f" if ctype == "float" else ""
-    sums_needed = bool(norm_code) and norm_in_kernel
-    source = f"#define NORM_PASS {int(sums_needed)}\n"
-    source += _PRELUDE.format(T=ctype, sqrt="sqrt" + suffix, fabs="fabs" + suffix, fma="fma" + suffix)
+            blocks.append("".join(f"        roots(f, m, r{r}b);\n" for r in (0, 1) if f"R{r}" in text))
+    source = f"#define NORM_PASS {int(bool(norm_code) and norm_in_kernel)}\n"
+    source += _PRELUDE.format(T=ctype, helpers=codegen.helpers(ctype, "static inline"))
     source += _KERNEL.format(
-        buffer_params="".join(f", T *restrict B{i}" for i in range(buffer_count)),
-        buffer_args="".join(f", ptrs[{i + 2} * n + i]" for i in range(buffer_count)),
-        scalar_loads="\n".join(f"    const T k{i} = (T)k[{i}];" for i in range(len(scalar_names))),
+        buffer_params="".join(f", T *restrict B{i}" for i in range(body.buffer_count)),
+        buffer_args="".join(f", ptrs[{i + 2} * n + i]" for i in range(body.buffer_count)),
+        scalar_loads="\n".join(f"    const T k{i} = (T)k[{i}];" for i in range(len(body.scalars))),
         stages="".join(blocks),
         parallel_min=_PARALLEL_MIN,
-        slots=len(scalar_names),
+        slots=len(body.scalars),
         norm=norm_code,
     )
-    return source, scalar_names
+    return source, list(body.scalars)
 
 
 #: The fused path's bits equal the eager path's: square roots by torch.sqrt's own routine
@@ -335,15 +298,6 @@ def _torch_sqrt_routine(dtype: torch.dtype) -> int | None:
 def roots_routine(dtype: torch.dtype) -> int | None:
     """The routine the kernel calls for square roots (None: inline IEEE sqrt)."""
     return _torch_sqrt_routine(dtype) if bit_exact else None
-
-
-def _template_names(code: str) -> list[str]:
-    names = []
-    for match in Template.pattern.finditer(code):
-        name = match.group("named") or match.group("braced")
-        if name and name not in names:
-            names.append(name)
-    return names
 
 
 # --- Compilation and the cache --------------------------------------------------------
@@ -447,6 +401,9 @@ _PER_TENSOR = 4096
 #: Tensors whose data_ptr is their elements: not a wrapper subclass such as FSDP's
 #: DTensor (whose local shard the kernel cannot see: the eager path runs them).
 _PLAIN = frozenset((torch.Tensor, torch.nn.Parameter))
+_numel, _contiguous, _data_ptr = torch.Tensor.numel, torch.Tensor.is_contiguous, torch.Tensor.data_ptr
+_device_index = torch.Tensor.get_device
+_dtype, _is_cpu, _layout = operator.attrgetter("dtype"), operator.attrgetter("is_cpu"), operator.attrgetter("layout")
 
 
 def worthwhile(params, step: int) -> bool:
@@ -472,19 +429,23 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
             if buffers is None:
                 return False
             columns.append(buffers.tensors)
-    # The checks run at every step over every tensor: written for speed (p.is_cpu, not
-    # p.device.type, ...), as with 2,000 small tensors they are most of a step's time.
-    sizes = []
-    for p, g in zip(params_t, grads_t):
-        if (type(p) not in _PLAIN or type(g) not in _PLAIN or g.layout is not _STRIDED or g.dtype is not p.dtype
-                or not p.is_cpu or not p.is_contiguous() or not g.is_contiguous()):
+    # The checks run at every step over every tensor, so each is one C-level pass over a
+    # row (map of a tensor method): with 2,000 small tensors they are most of a step.
+    rows = [params_t, grads_t, *columns]
+    on_cpu = params_t[0].is_cpu
+    sizes = list(map(_numel, params_t))
+    dtypes = list(map(_dtype, params_t))
+    for row in rows:
+        if (not set(map(type, row)) <= _PLAIN or not all(map(_contiguous, row))
+                or list(map(_numel, row)) != sizes or list(map(_dtype, row)) != dtypes
+                or set(map(_is_cpu, row)) != {on_cpu} or set(map(_layout, row)) != {_STRIDED}):
             return False
-        sizes.append(p.numel())
-    for column in columns:
-        for p, b, size in zip(params_t, column, sizes):
-            if type(b) not in _PLAIN or b.dtype is not p.dtype or not b.is_contiguous() or b.numel() != size:
-                return False
-    dtypes = {p.dtype for p in params_t}
+    if not on_cpu:  # one CUDA device
+        device = params_t[0].device
+        if (device.type != "cuda" or not cuda.available()
+                or any(set(map(_device_index, row)) != {device.index} for row in rows)):
+            return False
+    dtypes = set(dtypes)
     if not dtypes <= _DTYPES.keys():
         return False
     groups: dict[torch.dtype, list[int] | None]  # a kernel call per dtype, over these tensors
@@ -494,12 +455,16 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         groups = {dtype: [] for dtype in dtypes}
         for i, p in enumerate(params_t):
             groups[p.dtype].append(i)
-    # A global norm spans the whole bucket: the kernel measures it when one call covers
-    # the bucket; else (several dtypes, or bit-exact) torch measures it once for all calls.
+    # A global norm spans the whole bucket: the CPU kernel measures it when one call
+    # covers the bucket; else (several dtypes, bit-exact, a GPU) torch measures it once.
     norm_part = next((index for index, (spec, _, _) in enumerate(specs) if spec.norm is not None), None)
-    norm_in_kernel = len(groups) == 1 and not bit_exact
+    norm_in_kernel = on_cpu and len(groups) == 1 and not bit_exact
+    chain_specs = [s for s, _, _ in specs]
     try:
-        kernels = {dtype: kernel([s for s, _, _ in specs], dtype, norm_in_kernel) for dtype in groups}
+        if on_cpu:
+            kernels = {dtype: kernel(chain_specs, dtype, norm_in_kernel) for dtype in groups}
+        else:
+            kernels = {dtype: cuda.kernel(chain_specs, dtype, _DTYPES[dtype], device) for dtype in groups}
     except RuntimeError as error:
         warnings.warn(f"optimlab: fused kernels unavailable, using the eager path ({error})", stacklevel=4)
         return False
@@ -509,23 +474,30 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         own = {k: state[prefix + k] for k in leaf.state_keys if prefix + k in state}
         for name, value in spec.scalars(hyperparams, step, own).items():
             values[(index, name)] = float(value)
+    norm = None
     if norm_part is not None:
         values[(norm_part, specs[norm_part][0].norm[0])] = math.nan  # set by the kernel
         if not norm_in_kernel:
-            values[(norm_part, "norm")] = float(grads.global_norm())
+            norm = grads.global_norm()  # a GPU's stays there: the kernel reads it
+            if on_cpu:
+                values[(norm_part, "norm")] = float(norm)
     threads = torch.get_num_threads()
     for dtype, indices in groups.items():
         function, slots = kernels[dtype]
-        scalars = array("d", [values[slot] for slot in slots])
         if indices is None:
-            rows, row_sizes = [params_t, grads_t, *columns], sizes
+            dtype_rows, row_sizes = rows, sizes
         else:
-            rows = [[row[i] for i in indices] for row in (params_t, grads_t, *columns)]
+            dtype_rows = [[row[i] for i in indices] for row in rows]
             row_sizes = [sizes[i] for i in indices]
-        pointers = array("q", [t.data_ptr() for row in rows for t in row])
-        counts = array("q", row_sizes)
-        if function(len(row_sizes), pointers.buffer_info()[0], counts.buffer_info()[0],
-                    scalars.buffer_info()[0] if len(scalars) else None, threads, roots_routine(dtype)):
-            raise MemoryError("optimlab: the fused kernel could not allocate its global-norm buffer")
+        if not on_cpu:
+            cuda.run(function, dtype_rows, row_sizes, [values[slot] for slot in slots],
+                     None if norm is None else norm.to(dtype), cuda.lanes(dtype))
+        else:
+            scalars = array("d", [values[slot] for slot in slots])
+            pointers = array("q", [pointer for row in dtype_rows for pointer in map(_data_ptr, row)])
+            counts = array("q", row_sizes)
+            if function(len(row_sizes), pointers.buffer_info()[0], counts.buffer_info()[0],
+                        scalars.buffer_info()[0] if len(scalars) else None, threads, roots_routine(dtype)):
+                raise MemoryError("optimlab: the fused kernel could not allocate its global-norm buffer")
         stats["calls"] += 1
     return True

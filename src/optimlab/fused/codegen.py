@@ -1,0 +1,112 @@
+"""From a chain's `Elementwise` snippets to the body of one loop over elements.
+
+Shared by the two kernels that run it: the CPU's C kernel (`optimlab.fused.engine`) and
+the GPU's CUDA kernel (`optimlab.fused.cuda`). Both compile the same statements with
+IEEE arithmetic and no contraction, so for the same inputs they give the same bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import Template
+
+from .spec import Elementwise
+
+#: The helpers a snippet may call (spec.py), for a compiler whose functions are declared
+#: with ``{inline}`` and whose math functions end in ``{suffix}`` for float.
+HELPERS = """\
+#define ABS(x) fabs{suffix}(x)
+#define FMA(a, b, c) fma{suffix}(a, b, c)
+#define SQRT(x) sqrt{suffix}(x)
+/* torch's lerp: both branches, then a select, so that the loop vectorizes */
+{inline} T lerp(T a, T b, T w) {{ T d = b - a, lo = FMA(w, d, a), hi = FMA(w - (T)1, d, b); return ABS(w) < (T)0.5 ? lo : hi; }}
+{inline} T maximum(T a, T b) {{ return (a > b || a != a) ? a : b; }}
+{inline} T min_one(T x) {{ return x > (T)1 ? (T)1 : x; }}  /* clamp(max=1): NaN stays */
+"""
+
+
+def helpers(ctype: str, inline: str) -> str:
+    return HELPERS.format(suffix="f" if ctype == "float" else "", inline=inline)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A chain's loop body, ready to be wrapped in a kernel.
+
+    ``stages``: statements per stage (one stage when the square roots are inline; else
+    cut at each ``SQRTS;``), over ``p``, ``u``, ``R0``/``R1``, the chain's buffers (see
+    `assemble`) and per-step scalar ``s`` as ``k{s}``.
+    ``scalars``: the (part, name) of each ``k{s}``. ``norm``: None, or the slot of the
+    scalar computed from the global norm and its C expression of ``norm`` and scalars
+    (each written ``scalar(slot)``, a name the kernel defines).
+    """
+
+    stages: tuple[tuple[str, ...], ...]
+    scalars: tuple[tuple[int, str], ...]
+    buffer_count: int
+    norm: tuple[int, Template] | None
+
+    def norm_expression(self, scalar) -> str:
+        """The norm's C expression, with ``scalar(slot)`` for each scalar it reads."""
+        target, expression = self.norm
+        slots = {name: index for index, (_, name) in enumerate(self.scalars)}
+        return expression.substitute({name: scalar(slots[name]) for name in template_names(expression.template)})
+
+
+def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool = False,
+             buffer: str = "B{}[j]") -> Body:
+    """The parts' snippets in order, the last one ending the chain (``apply``, or
+    ``p = p + u``). With ``norm_as_scalar`` the global norm is the scalar ``(part, "norm")``
+    instead of something the kernel measures. ``buffer``: how the body names buffer ``b``
+    (``buffer.format(b)``)."""
+    buffer_count = 0
+    scalar_names: list[tuple[int, str]] = []
+
+    def slot(index: int, name: str) -> int:
+        if (index, name) not in scalar_names:
+            scalar_names.append((index, name))
+        return scalar_names.index((index, name))
+
+    stages: list[list[str]] = [[]]
+    norm = None
+    for index, spec in enumerate(specs):
+        mapping = {}
+        for name in spec.buffers:
+            mapping[name] = buffer.format(buffer_count)
+            buffer_count += 1
+        code = spec.code
+        if index == len(specs) - 1:
+            code = spec.apply if spec.apply is not None else code + "\np = p + u;"
+        for name in template_names(code):
+            if name not in mapping:
+                mapping[name] = f"k{slot(index, name)}"
+        text = Template(code).substitute(mapping)
+        if inline_roots:
+            roots = " ".join(f"R{r} = SQRT(R{r});" for r in (0, 1) if f"R{r}" in text)
+            text = text.replace("SQRTS;", roots)
+        for number, piece in enumerate(text.split("SQRTS;")):
+            if number:
+                stages.append([])
+            piece = " ".join(line.strip() for line in piece.strip().splitlines())
+            if piece:
+                stages[-1].append("{ " + piece + " }")
+        if spec.norm is not None:
+            if norm is not None:
+                raise ValueError("one global norm per chain")
+            name, expression = spec.norm
+            for given in template_names(expression):
+                slot(index, given)
+            if norm_as_scalar:
+                slot(index, "norm")
+            norm = (slot(index, name), Template(expression))
+    return Body(tuple(map(tuple, stages)), tuple(scalar_names), buffer_count, norm)
+
+
+def template_names(code: str) -> list[str]:
+    """The ``$names`` of a snippet, in order of appearance."""
+    names = []
+    for match in Template.pattern.finditer(code):
+        name = match.group("named") or match.group("braced")
+        if name and name not in names:
+            names.append(name)
+    return names

@@ -1,0 +1,247 @@
+"""The fused path on NVIDIA GPUs: one CUDA kernel per chain, built at run time.
+
+The loop body is the CPU kernel's (`codegen.assemble`), compiled by NVRTC, the runtime
+compiler that torch's CUDA builds ship (``torch.cuda._compile_kernel``), with IEEE
+division and square roots and no contraction into FMAs (``--fmad=false``): for the same
+inputs a step gives the CPU kernel's bits, which the tests check.
+
+* One launch steps a whole bucket, as torch's multi-tensor kernels do: the kernel reads a
+  device table of the tensors' data pointers and places in the concatenated elements;
+  block ``b`` takes chunks ``b, b + grid, ...`` of `CHUNK` elements and finds a chunk's
+  first tensor by binary search; a thread takes 16 bytes of each tensor at a time (one
+  vector load and store where the tensor is 16-byte aligned, as torch's allocator makes
+  them).
+* The table is uploaded only when a pointer changes (a pinned, non-blocking copy), so the
+  steady state of a training loop is one launch and no transfer.
+* Per-step scalars (learning rate, bias corrections, ...) are kernel arguments: a
+  scheduler never recompiles.
+* A global norm (gradient clipping) is torch's, computed on the device; the kernel reads
+  it from device memory, so a step never waits for the GPU.
+* Compiling takes ~0.1-0.5 s per chain and dtype, once per process and device.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import threading
+import time
+from collections import Counter, OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import codegen
+from .spec import Elementwise
+
+#: Elements per chunk: a block's share of the work at a time (4 rounds of its threads).
+CHUNK = 4096
+THREADS = 256
+#: Device tables kept (per device, stream and set of pointers).
+_TABLES_KEPT = 64
+
+_SOURCE = """\
+typedef {T} T;
+typedef {T}{lanes} V;
+{helpers}
+/* The table: C columns of n data pointers (P, G, buffers), then per tensor its start and
+   end in the concatenated index space (starts at multiples of {lanes}, so a thread's {lanes}
+   elements never straddle two tensors) and whether its pointers are 16-byte aligned. */
+extern "C" __global__ void __launch_bounds__({threads}, 4)
+optimlab_step(const long long *__restrict__ table, int n{norm_param}{scalar_params}) {{
+{scalar_loads}
+{norm}
+    const long long *starts = table + {columns} * (long long)n, *ends = starts + n, *aligned = ends + n;
+    const long long total = ends[n - 1];
+    for (long long c = blockIdx.x; c * {chunk} < total; c += gridDim.x) {{
+        const long long start = c * {chunk}, stop = min(start + {chunk}, total);
+        int t = 0, last = n - 1;  /* the first tensor that ends after start */
+        while (t < last) {{
+            const int mid = (t + last) / 2;
+            if (ends[mid] > start) last = mid; else t = mid + 1;
+        }}
+        for (; t < n && starts[t] < stop; t++) {{
+            const long long at = starts[t], e = min(stop, ends[t]) - at;
+            T *__restrict__ P = (T *)table[t];
+            const T *__restrict__ G = (const T *)table[n + t];
+{pointers}
+            for (long long j = max(start - at, 0LL) + threadIdx.x * {lanes}; j < e; j += {threads} * {lanes}) {{
+                T p_[{lanes}] = {{0}}, u_[{lanes}] = {{0}}{registers};
+                const bool whole = aligned[t] && j + {lanes} <= e;
+                if (whole) {{
+{vector_loads}
+                }} else {{
+                    for (int l = 0; l < {lanes} && j + l < e; l++) {{ {scalar_loads_lane} }}
+                }}
+#pragma unroll
+                for (int l = 0; l < {lanes}; l++) {{
+                    T p = p_[l], u = u_[l], R0 = 0, R1 = 0; (void)R0; (void)R1;
+{body}
+                    p_[l] = p;
+                }}
+                if (whole) {{
+{vector_stores}
+                }} else {{
+                    for (int l = 0; l < {lanes} && j + l < e; l++) {{ {scalar_stores_lane} }}
+                }}
+            }}
+        }}
+    }}
+}}
+"""
+
+
+def lanes(dtype: torch.dtype) -> int:
+    """Elements a thread takes at once: 16 bytes (one vector load or store per tensor)."""
+    return 16 // dtype.itemsize
+
+
+def generate(specs: list[Elementwise], ctype: str, lanes: int) -> tuple[str, list[tuple[int, str]]]:
+    """The CUDA source of the chain's kernel and its per-step scalars, as (part, name)."""
+    body = codegen.assemble(specs, inline_roots=True, buffer="b{}_[l]")
+    norm = ""
+    if body.norm is not None:
+        norm = (f"    const T norm = *norm_ptr;\n"
+                f"    k{body.norm[0]} = {body.norm_expression(lambda slot: f'k{slot}')};")
+    (statements,) = body.stages
+    # (memory, registers) of every array the loop reads, and of those it writes
+    buffers = [(f"B{i}", f"b{i}_") for i in range(body.buffer_count)]
+    read = [("P", "p_"), ("G", "u_"), *buffers]
+    written = [("P", "p_"), *buffers]
+    fields = "xyzw"[:lanes]
+    indent = " " * 20
+
+    def vector_load(memory, register):
+        return f"{indent}{{ const V v = *(const V *)({memory} + j); " + " ".join(
+            f"{register}[{l}] = v.{f};" for l, f in enumerate(fields)) + " }"
+
+    def vector_store(memory, register):
+        return f"{indent}{{ V v; " + " ".join(f"v.{f} = {register}[{l}];" for l, f in enumerate(fields)) + \
+            f" *(V *)({memory} + j) = v; }}"
+
+    source = _SOURCE.format(
+        T=ctype,
+        lanes=lanes,
+        helpers=codegen.helpers(ctype, "static __device__ __forceinline__"),
+        threads=THREADS,
+        chunk=CHUNK,
+        columns=2 + body.buffer_count,
+        norm_param=", const T *__restrict__ norm_ptr" if body.norm is not None else "",
+        scalar_params="".join(f", double a{i}" for i in range(len(body.scalars))),
+        scalar_loads="\n".join(f"    T k{i} = (T)a{i};" for i in range(len(body.scalars))),
+        norm=norm,
+        pointers="\n".join(f"            T *__restrict__ {m} = (T *)table[{i + 2} * n + t];"
+                            for i, (m, _) in enumerate(buffers)),
+        registers="".join(f", {r}[{lanes}] = {{0}}" for _, r in buffers),
+        vector_loads="\n".join(vector_load(m, r) for m, r in read),
+        vector_stores="\n".join(vector_store(m, r) for m, r in written),
+        scalar_loads_lane=" ".join(f"{r}[l] = {m}[j + l];" for m, r in read),
+        scalar_stores_lane=" ".join(f"{m}[j + l] = {r}[l];" for m, r in written),
+        body="\n".join(" " * 20 + statement for statement in statements),
+    )
+    return source, list(body.scalars)
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether CUDA and torch's runtime compiler are there."""
+    return torch.cuda.is_available() and hasattr(torch.cuda, "_compile_kernel")
+
+
+#: ``launches``: kernel launches (a test proves one per step and dtype by it).
+stats: Counter = Counter()
+#: Seconds spent compiling, per kernel (a hash of its source).
+compile_seconds: dict[Any, float] = {}
+_kernels: dict[tuple, Any] = {}
+_tables: OrderedDict[tuple[int, int, bytes], torch.Tensor] = OrderedDict()
+_lock = threading.Lock()
+
+
+def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: torch.device):
+    """(kernel, scalar slots) for the chain in ``dtype`` on ``device``, built at most once.
+    Raises RuntimeError if it cannot be built."""
+    key = (tuple((s.code, s.apply, s.buffers, s.norm) for s in specs), dtype, device.index)
+    entry = _kernels.get(key)
+    if entry is None:
+        with _lock:
+            entry = _kernels.get(key)
+            if entry is None:
+                source, slots = generate(specs, ctype, lanes(dtype))
+                started = time.perf_counter()
+                with torch.cuda.device(device):
+                    try:
+                        function = torch.cuda._compile_kernel(source, "optimlab_step", nvcc_options=["--fmad=false"])
+                    except Exception as error:  # NVRTC missing or refusing: the eager path runs
+                        raise RuntimeError(f"building a CUDA kernel failed: {error}\n{source}") from error
+                compile_seconds[hashlib.sha256(source.encode()).hexdigest()[:24]] = time.perf_counter() - started
+                entry = _kernels[key] = (function, slots)
+    return entry
+
+
+def _table(device: torch.device, stream: int, pointers: bytes) -> torch.Tensor:
+    """The pointers and places on the device, uploaded once per distinct set (and
+    stream: the upload is ordered before the launches of its stream only)."""
+    key = (device.index, stream, pointers)
+    table = _tables.get(key)
+    if table is None:
+        host = torch.frombuffer(bytearray(pointers), dtype=torch.int64).pin_memory()
+        table = host.to(device, non_blocking=True)  # torch keeps ``host`` until the copy ran
+        _tables[key] = table
+        if len(_tables) > _TABLES_KEPT:
+            _tables.popitem(last=False)
+    else:
+        _tables.move_to_end(key)
+    return table
+
+
+def run(function, rows: list[list[torch.Tensor]], sizes: list[int], scalars: list[float],
+        norm: torch.Tensor | None, lanes: int) -> None:
+    """Launch the kernel over ``rows`` (params, grads, buffers...) of one device."""
+    sizes = np.array(sizes, dtype=np.int64)
+    padded = -(-sizes // lanes) * lanes
+    starts = np.cumsum(padded) - padded
+    total = int(starts[-1] + sizes[-1])
+    if total == 0:
+        return
+    pointers = np.array([list(map(torch.Tensor.data_ptr, row)) for row in rows], dtype=np.int64)
+    aligned = (np.bitwise_or.reduce(pointers, axis=0) & 15) == 0
+    device = rows[0][0].device
+    stream = torch.cuda.current_stream(device).cuda_stream
+    table = _table(device, stream, np.concatenate([pointers.ravel(), starts, starts + sizes, aligned]).tobytes())
+    args = [ctypes.c_void_p(table.data_ptr()), ctypes.c_int(len(sizes))]
+    if norm is not None:
+        args.append(ctypes.c_void_p(norm.data_ptr()))
+    args += map(ctypes.c_double, scalars)
+    blocks = min(-(-total // CHUNK), _blocks_per_wave(device))
+    if torch.cuda.current_device() == device.index:
+        _launch(function.func, blocks, stream, args)
+    else:
+        with torch.cuda.device(device):
+            _launch(function.func, blocks, stream, args)
+    stats["launches"] += 1
+
+
+def _launch(function, blocks: int, stream: int, args: list) -> None:
+    """cuLaunchKernel through a handle to the driver opened once (torch's launcher opens
+    it at every call: ~0.1 ms)."""
+    pointers = (ctypes.c_void_p * len(args))(*map(ctypes.addressof, args))
+    error = _driver().cuLaunchKernel(function, blocks, 1, 1, THREADS, 1, 1, 0, stream, pointers, None)
+    if error:
+        raise RuntimeError(f"optimlab: launching a CUDA kernel failed (CUresult {error})")
+
+
+@functools.lru_cache(maxsize=1)
+def _driver() -> ctypes.CDLL:
+    driver = ctypes.CDLL("libcuda.so.1")
+    driver.cuLaunchKernel.argtypes = [ctypes.c_void_p, *[ctypes.c_uint] * 6, ctypes.c_uint, ctypes.c_void_p,
+                                      ctypes.c_void_p, ctypes.c_void_p]
+    driver.cuLaunchKernel.restype = ctypes.c_int
+    return driver
+
+
+@functools.lru_cache(maxsize=None)
+def _blocks_per_wave(device: torch.device) -> int:
+    """Enough blocks to fill every SM (2,048 threads each) once."""
+    return torch.cuda.get_device_properties(device).multi_processor_count * (2048 // THREADS)

@@ -56,10 +56,9 @@ Budgets are ~1.3x the step from which the distance stays below the tolerance.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
-
-import inspect
 
 import torch
 
@@ -335,7 +334,8 @@ CASES: list[Case] = [
             ({"nesterov": 1}, r"nesterov must be True or False, got 1"),
             ({"ns_steps": 100}, r"ns_steps must be an integer in \[0, 100\), got 100"),
             ({"ns_steps": 2.0}, r"ns_steps must be an integer in \[0, 100\), got 2.0"),
-            ({"ns_coefficients": (3.4, -4.7)}, r"ns_coefficients must be three numbers \(a, b, c\), got \(3.4, -4.7\)"),
+            ({"ns_coefficients": (3.4, -4.7)},
+             r"ns_coefficients must be three numbers \(a, b, c\), got \(3.4, -4.7\)"),
             ({"ns_coefficients": (3.4, float("nan"), 2.0)}, r"ns_coefficients\[1\] must be finite, got nan"),
             ({"adjust_lr_fn": "rms"}, r"adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got 'rms'"),
             ({"ns_dtype": torch.int32}, r"ns_dtype must be a floating-point torch.dtype, got torch.int32"),

@@ -144,6 +144,31 @@ def test_clipping_chain_on_the_gpu(dtypes):
         torch.testing.assert_close(a.cpu(), c, **tolerance, msg=lambda m: f"GPU fused vs CPU fused: {m}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_global_norm_in_the_kernel(dtype):
+    """clip + plain step: p - lr * g * min(1, c / (|g| + 1e-6)), against the float64 norm,
+    and the same bits on a second run (the partial sums are added in a fixed order)."""
+    def run():
+        generator = torch.Generator().manual_seed(3)
+        host = [torch.randn(shape, generator=generator, dtype=dtype) for shape in [*SHAPES, (100_000,)]]
+        params = [h.to(GPU).requires_grad_() for h in host]
+        grads = [torch.randn(h.shape, generator=generator, dtype=dtype) for h in host]
+        for p, g in zip(params, grads):
+            p.grad = g.to(GPU)
+        transform = optimlab.chain(optimlab.clip_by_global_norm(0.5), optimlab.scale_by_learning_rate(0.1))
+        optimizer = optimlab.Optimizer(params, transform, fused=True)
+        optimizer.step()
+        return host, grads, [p.detach().cpu() for p in params]
+
+    host, grads, stepped = run()
+    norm = torch.linalg.vector_norm(torch.cat([g.double().flatten() for g in grads])).item()
+    scale = min(1.0, 0.5 / (norm + 1e-6))
+    tolerance = {torch.float32: {"rtol": 2e-6, "atol": 1e-7}, torch.float64: {"rtol": 1e-14, "atol": 1e-16}}[dtype]
+    for h, g, p in zip(host, grads, stepped):
+        torch.testing.assert_close(p.double(), h.double() - 0.1 * scale * g.double(), **tolerance)
+    assert all(torch.equal(a, b) for a, b in zip(stepped, run()[2]))
+
+
 def test_one_launch_per_step_no_sync_no_recompile():
     """A scheduler changes lr every step: the same kernel, one launch per step (and
     dtype), and no host-device synchronization (torch's sync debug mode raises on one)."""

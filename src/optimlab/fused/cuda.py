@@ -22,6 +22,7 @@ inputs a step gives the CPU kernel's bits, which the tests check.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -48,7 +49,29 @@ typedef {T}{lanes} V;
 {helpers}
 /* The table: C columns of n data pointers (P, G, buffers), then per tensor its start and
    end in the concatenated index space (starts at multiples of {lanes}, so a thread's {lanes}
-   elements never straddle two tensors) and whether its pointers are 16-byte aligned. */
+   elements never straddle two tensors) and whether its pointers are 16-byte aligned.
+   Block b takes chunks b, b + gridDim.x, ... of {chunk} elements. */
+static __device__ __forceinline__ int first_tensor(const long long *ends, int n, long long start) {{
+    int t = 0, last = n - 1;  /* binary search: the first tensor that ends after start */
+    while (t < last) {{
+        const int mid = (t + last) / 2;
+        if (ends[mid] > start) last = mid; else t = mid + 1;
+    }}
+    return t;
+}}
+
+/* The sum over the block's threads, added in a fixed order. */
+static __device__ __forceinline__ double block_sum(double x) {{
+    __shared__ double sums[{threads}];
+    sums[threadIdx.x] = x;
+    __syncthreads();
+    for (int w = {threads} / 2; w > 0; w >>= 1) {{
+        if (threadIdx.x < w) sums[threadIdx.x] += sums[threadIdx.x + w];
+        __syncthreads();
+    }}
+    return sums[0];
+}}
+{squares}
 extern "C" __global__ void __launch_bounds__({threads}, 4)
 optimlab_step(const long long *__restrict__ table, int n{norm_param}{scalar_params}) {{
 {scalar_loads}
@@ -57,12 +80,7 @@ optimlab_step(const long long *__restrict__ table, int n{norm_param}{scalar_para
     const long long total = ends[n - 1];
     for (long long c = blockIdx.x; c * {chunk} < total; c += gridDim.x) {{
         const long long start = c * {chunk}, stop = min(start + {chunk}, total);
-        int t = 0, last = n - 1;  /* the first tensor that ends after start */
-        while (t < last) {{
-            const int mid = (t + last) / 2;
-            if (ends[mid] > start) last = mid; else t = mid + 1;
-        }}
-        for (; t < n && starts[t] < stop; t++) {{
+        for (int t = first_tensor(ends, n, start); t < n && starts[t] < stop; t++) {{
             const long long at = starts[t], e = min(stop, ends[t]) - at;
             T *__restrict__ P = (T *)table[t];
             const T *__restrict__ G = (const T *)table[n + t];
@@ -92,19 +110,61 @@ optimlab_step(const long long *__restrict__ table, int n{norm_param}{scalar_para
 }}
 """
 
+#: The global norm's first pass (launched just before the step): each block's sum of
+#: the squares of its chunks of the gradients, in double.
+_SQUARES = """
+extern "C" __global__ void __launch_bounds__({threads})
+optimlab_squares(const long long *__restrict__ table, int n, double *__restrict__ partials) {{
+    const long long *starts = table + {columns} * (long long)n, *ends = starts + n;
+    const long long total = ends[n - 1];
+    double sum = 0;
+    for (long long c = blockIdx.x; c * {chunk} < total; c += gridDim.x) {{
+        const long long start = c * {chunk}, stop = min(start + {chunk}, total);
+        for (int t = first_tensor(ends, n, start); t < n && starts[t] < stop; t++) {{
+            const long long at = starts[t], e = min(stop, ends[t]) - at;
+            const T *__restrict__ G = (const T *)table[n + t];
+            for (long long j = max(start - at, 0LL) + threadIdx.x; j < e; j += {threads}) {{
+                const double g = (double)G[j];
+                sum += g * g;
+            }}
+        }}
+    }}
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) partials[blockIdx.x] = sum;
+}}
+"""
+
+#: The step's norm: every block adds the partial sums in the same order.
+_NORM_FROM_PARTIALS = """\
+    double squares = 0;
+    for (int i = threadIdx.x; i < parts; i += {threads}) squares += partials[i];
+    const T norm = (T)sqrt(block_sum(squares));
+"""
+
 
 def lanes(dtype: torch.dtype) -> int:
     """Elements a thread takes at once: 16 bytes (one vector load or store per tensor)."""
     return 16 // dtype.itemsize
 
 
-def generate(specs: list[Elementwise], ctype: str, lanes: int) -> tuple[str, list[tuple[int, str]]]:
-    """The CUDA source of the chain's kernel and its per-step scalars, as (part, name)."""
+def generate(specs: list[Elementwise], ctype: str, lanes: int,
+             norm_in_kernel: bool = True) -> tuple[str, list[tuple[int, str]]]:
+    """The CUDA source of the chain's kernel and its per-step scalars, as (part, name).
+
+    A chain with a global norm measures it (``norm_in_kernel``: the kernel
+    ``optimlab_squares`` runs first, ``optimlab_step`` adds its partial sums) or reads it
+    from device memory (``norm_ptr``, a 0-d tensor of torch's)."""
     body = codegen.assemble(specs, inline_roots=True, buffer="b{}_[l]")
-    norm = ""
+    norm = squares = norm_param = ""
     if body.norm is not None:
-        norm = (f"    const T norm = *norm_ptr;\n"
-                f"    k{body.norm[0]} = {body.norm_expression(lambda slot: f'k{slot}')};")
+        if norm_in_kernel:
+            norm = _NORM_FROM_PARTIALS.format(threads=THREADS)
+            norm_param = ", const double *__restrict__ partials, int parts"
+            squares = _SQUARES.format(threads=THREADS, chunk=CHUNK, columns=2 + body.buffer_count)
+        else:
+            norm = "    const T norm = *norm_ptr;\n"
+            norm_param = ", const T *__restrict__ norm_ptr"
+        norm += f"    k{body.norm[0]} = {body.norm_expression(lambda slot: f'k{slot}')};"
     (statements,) = body.stages
     # (memory, registers) of every array the loop reads, and of those it writes
     buffers = [(f"B{i}", f"b{i}_") for i in range(body.buffer_count)]
@@ -128,7 +188,8 @@ def generate(specs: list[Elementwise], ctype: str, lanes: int) -> tuple[str, lis
         threads=THREADS,
         chunk=CHUNK,
         columns=2 + body.buffer_count,
-        norm_param=", const T *__restrict__ norm_ptr" if body.norm is not None else "",
+        norm_param=norm_param,
+        squares=squares,
         scalar_params="".join(f", double a{i}" for i in range(len(body.scalars))),
         scalar_loads="\n".join(f"    T k{i} = (T)a{i};" for i in range(len(body.scalars))),
         norm=norm,
@@ -146,37 +207,48 @@ def generate(specs: list[Elementwise], ctype: str, lanes: int) -> tuple[str, lis
 
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether CUDA and torch's runtime compiler are there."""
-    return torch.cuda.is_available() and hasattr(torch.cuda, "_compile_kernel")
+    """Whether CUDA and torch's runtime compiler (NVRTC, through torch.cuda._utils) are there."""
+    if not torch.cuda.is_available():
+        return False
+    from torch.cuda import _utils
+
+    return hasattr(_utils, "_nvrtc_compile") and hasattr(_utils, "_cuda_load_module")
 
 
-#: ``launches``: kernel launches (a test proves one per step and dtype by it).
+#: ``launches``: kernel launches (a test proves one step launch per step and dtype by it).
 stats: Counter = Counter()
 #: Seconds spent compiling, per kernel (a hash of its source).
 compile_seconds: dict[Any, float] = {}
 _kernels: dict[tuple, Any] = {}
 _tables: OrderedDict[tuple[int, int, bytes], torch.Tensor] = OrderedDict()
+_partials: dict[tuple[int, int, int], torch.Tensor] = {}
 _lock = threading.Lock()
 
 
-def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: torch.device):
-    """(kernel, scalar slots) for the chain in ``dtype`` on ``device``, built at most once.
-    Raises RuntimeError if it cannot be built."""
-    key = (tuple((s.code, s.apply, s.buffers, s.norm) for s in specs), dtype, device.index)
+def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: torch.device, norm_in_kernel: bool):
+    """((step, squares), scalar slots) for the chain in ``dtype`` on ``device``, built at
+    most once: the CUfunction handles of ``optimlab_step`` and ``optimlab_squares`` (None
+    unless the chain measures a norm itself). Raises RuntimeError if it cannot be built."""
+    key = (tuple((s.code, s.apply, s.buffers, s.norm) for s in specs), dtype, device.index, norm_in_kernel)
     entry = _kernels.get(key)
     if entry is None:
         with _lock:
             entry = _kernels.get(key)
             if entry is None:
-                source, slots = generate(specs, ctype, lanes(dtype))
+                from torch.cuda import _utils
+
+                source, slots = generate(specs, ctype, lanes(dtype), norm_in_kernel)
+                names = ["optimlab_step"] + (["optimlab_squares"] if "optimlab_squares" in source else [])
                 started = time.perf_counter()
                 with torch.cuda.device(device):
                     try:
-                        function = torch.cuda._compile_kernel(source, "optimlab_step", nvcc_options=["--fmad=false"])
+                        binary, _ = _utils._nvrtc_compile(source, "optimlab_step", nvcc_options=["--fmad=false"])
+                        functions = _utils._cuda_load_module(binary, names)
                     except Exception as error:  # NVRTC missing or refusing: the eager path runs
                         raise RuntimeError(f"building a CUDA kernel failed: {error}\n{source}") from error
                 compile_seconds[hashlib.sha256(source.encode()).hexdigest()[:24]] = time.perf_counter() - started
-                entry = _kernels[key] = (function, slots)
+                squares = functions["optimlab_squares"].func if len(names) > 1 else None
+                entry = _kernels[key] = ((functions["optimlab_step"].func, squares), slots)
     return entry
 
 
@@ -196,9 +268,11 @@ def _table(device: torch.device, stream: int, pointers: bytes) -> torch.Tensor:
     return table
 
 
-def run(function, rows: list[list[torch.Tensor]], sizes: list[int], scalars: list[float],
+def run(functions, rows: list[list[torch.Tensor]], sizes: list[int], scalars: list[float],
         norm: torch.Tensor | None, lanes: int) -> None:
-    """Launch the kernel over ``rows`` (params, grads, buffers...) of one device."""
+    """Launch the kernel(s) over ``rows`` (params, grads, buffers...) of one device:
+    ``functions`` as `kernel` gives them; ``norm``: torch's, where the chain reads it."""
+    step_function, squares_function = functions
     sizes = np.array(sizes, dtype=np.int64)
     padded = -(-sizes // lanes) * lanes
     starts = np.cumsum(padded) - padded
@@ -210,16 +284,21 @@ def run(function, rows: list[list[torch.Tensor]], sizes: list[int], scalars: lis
     device = rows[0][0].device
     stream = torch.cuda.current_stream(device).cuda_stream
     table = _table(device, stream, np.concatenate([pointers.ravel(), starts, starts + sizes, aligned]).tobytes())
-    args = [ctypes.c_void_p(table.data_ptr()), ctypes.c_int(len(sizes))]
-    if norm is not None:
-        args.append(ctypes.c_void_p(norm.data_ptr()))
-    args += map(ctypes.c_double, scalars)
     blocks = min(-(-total // CHUNK), _blocks_per_wave(device))
-    if torch.cuda.current_device() == device.index:
-        _launch(function.func, blocks, stream, args)
-    else:
-        with torch.cuda.device(device):
-            _launch(function.func, blocks, stream, args)
+    head = [ctypes.c_void_p(table.data_ptr()), ctypes.c_int(len(sizes))]
+    launches = []
+    if squares_function is not None:
+        partials = _partials.get((device.index, stream, blocks))
+        if partials is None:  # reused step after step: the stream orders its uses
+            partials = _partials[(device.index, stream, blocks)] = torch.empty(blocks, dtype=torch.float64, device=device)
+        launches.append((squares_function, [*head, ctypes.c_void_p(partials.data_ptr())]))
+        head += [ctypes.c_void_p(partials.data_ptr()), ctypes.c_int(blocks)]
+    elif norm is not None:
+        head.append(ctypes.c_void_p(norm.data_ptr()))
+    launches.append((step_function, [*head, *map(ctypes.c_double, scalars)]))
+    with contextlib.nullcontext() if torch.cuda.current_device() == device.index else torch.cuda.device(device):
+        for function, args in launches:
+            _launch(function, blocks, stream, args)
     stats["launches"] += 1
 
 

@@ -455,16 +455,17 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         groups = {dtype: [] for dtype in dtypes}
         for i, p in enumerate(params_t):
             groups[p.dtype].append(i)
-    # A global norm spans the whole bucket: the CPU kernel measures it when one call
-    # covers the bucket; else (several dtypes, bit-exact, a GPU) torch measures it once.
+    # A global norm spans the whole bucket: the kernel measures it when one call covers
+    # the bucket; else (several dtypes, or bit-exact) torch measures it once for all calls.
     norm_part = next((index for index, (spec, _, _) in enumerate(specs) if spec.norm is not None), None)
-    norm_in_kernel = on_cpu and len(groups) == 1 and not bit_exact
+    norm_in_kernel = len(groups) == 1 and not bit_exact
     chain_specs = [s for s, _, _ in specs]
     try:
         if on_cpu:
             kernels = {dtype: kernel(chain_specs, dtype, norm_in_kernel) for dtype in groups}
         else:
-            kernels = {dtype: cuda.kernel(chain_specs, dtype, _DTYPES[dtype], device) for dtype in groups}
+            kernels = {dtype: cuda.kernel(chain_specs, dtype, _DTYPES[dtype], device, norm_in_kernel)
+                       for dtype in groups}
     except RuntimeError as error:
         warnings.warn(f"optimlab: fused kernels unavailable, using the eager path ({error})", stacklevel=4)
         return False

@@ -6,6 +6,11 @@ its bits), the eager path on the GPU, and torch.optim's twin on the GPU.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -201,3 +206,22 @@ def test_large_tensor_against_torch_fused_adam():
         b.step()
     # float32 rounding: the two kernels order their operations differently
     torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_kernels_are_cached_across_processes(tmp_path):
+    script = textwrap.dedent("""
+        import torch, optimlab
+        from optimlab.fused import cuda
+        p = torch.zeros(1000, device="cuda", requires_grad=True)
+        p.grad = torch.ones(1000, device="cuda")
+        optimlab.RAdam([p], lr=0.1, fused=True).step()
+        print(cuda.stats["compiles"], cuda.stats["disk_loads"], cuda.stats["launches"], p.sum().item())
+    """)
+    env = {**os.environ, "OPTIMLAB_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout.split()
+        for _ in range(2)
+    ]
+    assert runs[0][:3] == ["1", "0", "1"] and runs[1][:3] == ["0", "1", "1"]
+    assert runs[0][3] == runs[1][3]
+    assert len(list(tmp_path.glob("*.cubin"))) == 1

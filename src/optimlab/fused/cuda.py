@@ -17,7 +17,8 @@ inputs a step gives the CPU kernel's bits, which the tests check.
   scheduler never recompiles.
 * A global norm (gradient clipping) is torch's, computed on the device; the kernel reads
   it from device memory, so a step never waits for the GPU.
-* Compiling takes ~0.1-0.5 s per chain and dtype, once per process and device.
+* Compiling takes ~0.1-0.5 s per chain and dtype; the code is cached on disk beside the
+  CPU kernels, so a later process loads it in milliseconds.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ import contextlib
 import ctypes
 import functools
 import hashlib
+import os
+import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +44,9 @@ from .spec import Elementwise
 #: Elements per chunk: a block's share of the work at a time (4 rounds of its threads).
 CHUNK = 4096
 THREADS = 256
+#: No contraction into FMAs (each operation rounds as the CPU kernel's does); NVRTC's
+#: division and square roots are IEEE by default.
+_OPTIONS = ("--fmad=false",)
 #: Device tables kept (per device, stream and set of pointers).
 _TABLES_KEPT = 64
 
@@ -215,9 +222,10 @@ def available() -> bool:
     return hasattr(_utils, "_nvrtc_compile") and hasattr(_utils, "_cuda_load_module")
 
 
-#: ``launches``: kernel launches (a test proves one step launch per step and dtype by it).
+#: ``launches`` (step kernels launched: a test proves one per step and dtype by it),
+#: ``compiles`` and ``disk_loads`` (kernels built by NVRTC, and loaded from the cache).
 stats: Counter = Counter()
-#: Seconds spent compiling, per kernel (a hash of its source).
+#: Seconds spent building or loading, per kernel (a hash of its source).
 compile_seconds: dict[Any, float] = {}
 _kernels: dict[tuple, Any] = {}
 _tables: OrderedDict[tuple[int, int, bytes], torch.Tensor] = OrderedDict()
@@ -225,31 +233,52 @@ _partials: dict[tuple[int, int, int], torch.Tensor] = {}
 _lock = threading.Lock()
 
 
-def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: torch.device, norm_in_kernel: bool):
+def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: torch.device, norm_in_kernel: bool,
+           cache: Path):
     """((step, squares), scalar slots) for the chain in ``dtype`` on ``device``, built at
     most once: the CUfunction handles of ``optimlab_step`` and ``optimlab_squares`` (None
-    unless the chain measures a norm itself). Raises RuntimeError if it cannot be built."""
+    unless the chain measures a norm itself). The compiled code is kept in ``cache``, so a
+    later process loads it. Raises RuntimeError if it cannot be built."""
     key = (tuple((s.code, s.apply, s.buffers, s.norm) for s in specs), dtype, device.index, norm_in_kernel)
     entry = _kernels.get(key)
     if entry is None:
         with _lock:
             entry = _kernels.get(key)
             if entry is None:
-                from torch.cuda import _utils
-
                 source, slots = generate(specs, ctype, lanes(dtype), norm_in_kernel)
                 names = ["optimlab_step"] + (["optimlab_squares"] if "optimlab_squares" in source else [])
-                started = time.perf_counter()
                 with torch.cuda.device(device):
                     try:
-                        binary, _ = _utils._nvrtc_compile(source, "optimlab_step", nvcc_options=["--fmad=false"])
-                        functions = _utils._cuda_load_module(binary, names)
+                        functions = _load(source, names, device, cache)
                     except Exception as error:  # NVRTC missing or refusing: the eager path runs
                         raise RuntimeError(f"building a CUDA kernel failed: {error}\n{source}") from error
-                compile_seconds[hashlib.sha256(source.encode()).hexdigest()[:24]] = time.perf_counter() - started
                 squares = functions["optimlab_squares"].func if len(names) > 1 else None
                 entry = _kernels[key] = ((functions["optimlab_step"].func, squares), slots)
     return entry
+
+
+def _load(source: str, names: list[str], device: torch.device, cache: Path):
+    """The kernels ``names`` of ``source``: compiled for the device's architecture, or
+    loaded from the cache (keyed by source, architecture and CUDA version)."""
+    from torch.cuda import _utils
+
+    started = time.perf_counter()
+    capability = "".join(map(str, torch.cuda.get_device_capability(device)))
+    digest = hashlib.sha256(f"{source}{capability}{torch.version.cuda}{_OPTIONS}".encode()).hexdigest()[:24]
+    path = cache / f"optimlab_cuda_{digest}.cubin"
+    if path.exists():
+        binary = path.read_bytes()
+        stats["disk_loads"] += 1
+    else:
+        binary, _ = _utils._nvrtc_compile(source, "optimlab_step", capability, nvcc_options=list(_OPTIONS))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as file:
+            file.write(binary)
+        os.replace(file.name, path)  # atomic: concurrent processes never see half a file
+        stats["compiles"] += 1
+    functions = _utils._cuda_load_module(binary, names)
+    compile_seconds[digest] = time.perf_counter() - started
+    return functions
 
 
 def _table(device: torch.device, stream: int, pointers: bytes) -> torch.Tensor:

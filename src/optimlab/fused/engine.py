@@ -464,7 +464,7 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         if on_cpu:
             kernels = {dtype: kernel(chain_specs, dtype, norm_in_kernel) for dtype in groups}
         else:
-            kernels = {dtype: cuda.kernel(chain_specs, dtype, _DTYPES[dtype], device, norm_in_kernel)
+            kernels = {dtype: cuda.kernel(chain_specs, dtype, _DTYPES[dtype], device, norm_in_kernel, cache_dir())
                        for dtype in groups}
     except RuntimeError as error:
         warnings.warn(f"optimlab: fused kernels unavailable, using the eager path ({error})", stacklevel=4)

@@ -11,7 +11,9 @@ class clip_by_global_norm(Transform):
     r"""Rescale so the global norm is at most ``max_norm``:
     :math:`u \leftarrow u \cdot \min(1, c / (\lVert u \rVert_2 + 10^{-6}))`.
 
-    The norm is over all tensors updated together (a param group), as
+    The norm is over all tensors updated together (in an optimizer, a param group's
+    parameters with the same step count and state: the whole group when every parameter
+    gets a gradient at every step), as
     ``torch.nn.utils.clip_grad_norm_`` computes it over the tensors it is given
     (Pascanu, Mikolov & Bengio 2013, "On the difficulty of training RNNs").
     No default for ``max_norm``.

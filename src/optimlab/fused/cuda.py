@@ -1,7 +1,7 @@
 """The fused path on NVIDIA GPUs: one CUDA kernel per chain, built at run time.
 
 The loop body is the CPU kernel's (`codegen.assemble`), compiled by NVRTC, the runtime
-compiler that torch's CUDA builds ship (``torch.cuda._compile_kernel``), with IEEE
+compiler that torch's CUDA builds ship (through ``torch.cuda._utils``), with IEEE
 division and square roots and no contraction into FMAs (``--fmad=false``): for the same
 inputs a step gives the CPU kernel's bits, which the tests check.
 

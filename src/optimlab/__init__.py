@@ -10,8 +10,9 @@
 
 from . import schedules
 from .aliases import (
-    SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, EMAMomentum, Lion, Muon, MuonWithAdamW, NAdam, RAdam, RMSprop,
-    adadelta, adagrad, adam, adamax, adamw, ema_momentum, lion, muon, muon_with_adamw, nadam, radam, rmsprop, sgd,
+    SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, EMAMomentum, Lion, Muon, MuonWithAdamW, NAdam, RAdam,
+    RMSprop, adadelta, adafactor, adagrad, adam, adamax, adamw, ema_momentum, lion, muon, muon_with_adamw, nadam,
+    radam, rmsprop, sgd,
 )
 from .catalog import create, optimizers
 from .optimizer import Optimizer
@@ -23,8 +24,8 @@ from .transforms import __all__ as _transforms
 __version__ = "0.1.0"
 
 __all__ = [
-    "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "AdamW", "EMAMomentum", "Lion", "Muon", "MuonWithAdamW", "NAdam",
-    "RAdam", "RMSprop", "adadelta", "adagrad", "adam", "adamax", "adamw", "ema_momentum", "lion", "muon",
-    "muon_with_adamw", "nadam", "radam", "rmsprop", "sgd",
+    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "EMAMomentum", "Lion", "Muon",
+    "MuonWithAdamW", "NAdam", "RAdam", "RMSprop", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
+    "ema_momentum", "lion", "muon", "muon_with_adamw", "nadam", "radam", "rmsprop", "sgd",
     "create", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules", *_transforms,
 ]

@@ -22,6 +22,7 @@ from .optimizer import Optimizer
 from .transform import Transform, chain
 from .transforms import (
     add_decayed_weights,
+    clip_by_block_rms,
     ema,
     maximize as maximize_,
     nesterov_ema,
@@ -31,15 +32,18 @@ from .transforms import (
     scale_by_adagrad,
     scale_by_adam,
     scale_by_adamax,
+    scale_by_factored_rms,
     scale_by_inverse_time_decay,
     scale_by_learning_rate,
     scale_by_lion,
     scale_by_nadam,
     scale_by_radam,
+    scale_by_relative_step_size,
     scale_by_rms,
     scale_by_shape,
     trace,
 )
+from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
 
 
@@ -119,6 +123,16 @@ def lion(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False) -> chain:
     """Lion, the sign of an interpolated momentum, with decoupled weight decay (torch.optim
     has no Lion: the class takes lion-pytorch's arguments and defaults)."""
     return _with_weight_decay(scale_by_lion(betas), lr, weight_decay, True, maximize)
+
+
+def adafactor(lr=1e-2, beta2_decay=-0.8, eps=ADAFACTOR_EPS, d=1.0, weight_decay=0.0, maximize=False) -> chain:
+    """Adafactor: factored second moments, update clipping and a step size relative to the
+    parameters' scale, with decoupled weight decay (torch.optim.Adafactor's arguments and
+    defaults; ``lr`` caps the relative step size and scales the weight decay)."""
+    preconditioner = chain(
+        scale_by_factored_rms(beta2_decay, eps), clip_by_block_rms(d), scale_by_relative_step_size(lr, eps)
+    )
+    return _with_weight_decay(preconditioner, lr, weight_decay, True, maximize)
 
 
 def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=NS_COEFFICIENTS, eps=1e-7,
@@ -260,6 +274,33 @@ class Lion(Optimizer):
         super().__init__(params, lion(lr, betas, weight_decay, maximize), foreach=foreach, fused=fused)
 
 
+def _tensors_of(param_group) -> list:
+    """The tensors of a param group, checked before `add_param_group` changes anything (a
+    generator of them, which can be read once only, is stored in the group as a list)."""
+    params = param_group.get("params") if isinstance(param_group, dict) else None
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    elif params is not None and not isinstance(params, (list, tuple, set)):
+        params = param_group["params"] = list(params)
+    return [p[1] if isinstance(p, tuple) else p for p in params or ()]  # (name, tensor) pairs too
+
+
+class Adafactor(Optimizer):
+    __doc__ = adafactor.__doc__ + """
+
+    Complex parameters raise ValueError, in the constructor and in add_param_group, before
+    anything changes (torch.optim.Adafactor raises RuntimeError at its first step)."""
+
+    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=ADAFACTOR_EPS, d=1.0, weight_decay=0.0, *,
+                 foreach=None, maximize=False, fused=None):
+        transform = adafactor(lr, beta2_decay, eps, d, weight_decay, maximize)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        check_real(_tensors_of(param_group))
+        super().add_param_group(param_group)
+
+
 class Muon(Optimizer):
     __doc__ = muon.__doc__ + """
 
@@ -275,12 +316,7 @@ class Muon(Optimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         # Checked before anything changes (torch.optim.Muon checks after building its groups).
-        params = param_group.get("params") if isinstance(param_group, dict) else None
-        if isinstance(params, torch.Tensor):
-            params = [params]
-        elif params is not None and not isinstance(params, (list, tuple, set)):
-            params = param_group["params"] = list(params)  # a generator can be read once only
-        check_matrices(p[1] if isinstance(p, tuple) else p for p in params or ())  # (name, tensor) pairs too
+        check_matrices(_tensors_of(param_group))
         super().add_param_group(param_group)
 
 

@@ -34,6 +34,7 @@ CATALOG: dict[str, Entry] = {
     "nadam": Entry(aliases.NAdam, "NAdam: Adam with Nesterov momentum"),
     "radam": Entry(aliases.RAdam, "RAdam: Adam with a rectified warm-up of the adaptive step"),
     "lion": Entry(aliases.Lion, "Lion: sign of interpolated momentum, decoupled decay"),
+    "adafactor": Entry(aliases.Adafactor, "Adafactor: factored second moments, steps relative to the weights' scale"),
     "muon": Entry(aliases.MuonWithAdamW, "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest"),
 }
 

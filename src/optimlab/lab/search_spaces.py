@@ -47,6 +47,8 @@ SEARCH_SPACES: dict[str, tuple[Hyperparameter, ...]] = {
     "nadam": ADAPTIVE,
     "radam": ADAPTIVE,
     "lion": _lr(1e-6, 0.1),  # unit-size sign steps: 3-10x smaller than Adam's (Chen et al. 2023)
+    # lr caps Adafactor's relative step, a fraction of each tensor's RMS per step (0.01 in the paper).
+    "adafactor": _lr(1e-4, 1.0),
     # One lr for Muon's orthogonalized steps (~0.02 in Jordan et al.) and AdamW's (the non-matrices).
     "muon": _lr(1e-4, 1.0),
 }

@@ -1,6 +1,7 @@
 """Gradient transformations: the building blocks every optimizer is chained from."""
 
 from .adadelta import scale_by_adadelta
+from .adafactor import clip_by_block_rms, scale_by_factored_rms, scale_by_relative_step_size
 from .adagrad import scale_by_adagrad
 from .adam import scale_by_adam
 from .adamax import scale_by_adamax
@@ -16,6 +17,7 @@ from .rms import scale_by_rms
 
 __all__ = [
     "add_decayed_weights",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "clip_by_value",
     "ema",
@@ -27,11 +29,13 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_factored_rms",
     "scale_by_inverse_time_decay",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_nadam",
     "scale_by_radam",
+    "scale_by_relative_step_size",
     "scale_by_rms",
     "scale_by_shape",
     "trace",

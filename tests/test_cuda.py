@@ -225,3 +225,17 @@ def test_kernels_are_cached_across_processes(tmp_path):
     assert runs[0][:3] == ["1", "0", "1"] and runs[1][:3] == ["0", "1", "1"]
     assert runs[0][3] == runs[1][3]
     assert len(list(tmp_path.glob("*.cubin"))) == 1
+
+
+def test_cuda_graph_capture_raises():
+    """A replay would repeat the captured learning rate: refused, as torch.optim refuses
+    capture when ``capturable`` is False."""
+    params, optimizer = _run(lambda params: optimlab.Adam(params, lr=1e-3, fused=True), GPU, steps=1)
+    before = [p.detach().clone() for p in params]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), pytest.raises(RuntimeError, match="cannot be captured in a CUDA graph"):
+        with torch.cuda.graph(torch.cuda.CUDAGraph()):
+            optimizer.step()
+    torch.cuda.current_stream().wait_stream(stream)
+    assert all(torch.equal(p, q) for p, q in zip(params, before))

@@ -91,6 +91,12 @@ class Optimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """Take one step; ``closure`` re-evaluates the model and returns the loss."""
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                f"{type(self).__name__}.step cannot be captured in a CUDA graph: it reads its "
+                "hyperparameters (lr, ...) as Python numbers at each step, so a replay would "
+                "repeat the captured ones"
+            )
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -230,6 +230,7 @@ compile_seconds: dict[Any, float] = {}
 _kernels: dict[tuple, Any] = {}
 _tables: OrderedDict[tuple[int, int, bytes], torch.Tensor] = OrderedDict()
 _partials: dict[tuple[int, int, int], torch.Tensor] = {}
+_failed: dict[tuple, str] = {}
 _lock = threading.Lock()
 
 
@@ -245,13 +246,16 @@ def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: tor
         with _lock:
             entry = _kernels.get(key)
             if entry is None:
+                if key in _failed:  # not again at every step
+                    raise RuntimeError(_failed[key])
                 source, slots = generate(specs, ctype, lanes(dtype), norm_in_kernel)
                 names = ["optimlab_step"] + (["optimlab_squares"] if "optimlab_squares" in source else [])
                 with torch.cuda.device(device):
                     try:
                         functions = _load(source, names, device, cache)
                     except Exception as error:  # NVRTC missing or refusing: the eager path runs
-                        raise RuntimeError(f"building a CUDA kernel failed: {error}\n{source}") from error
+                        _failed[key] = f"building a CUDA kernel failed: {error}\n{source}"
+                        raise RuntimeError(_failed[key]) from error
                 squares = functions["optimlab_squares"].func if len(names) > 1 else None
                 entry = _kernels[key] = ((functions["optimlab_step"].func, squares), slots)
     return entry

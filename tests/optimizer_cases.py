@@ -19,8 +19,8 @@ A `Case` holds, for one name of `optimlab.create`:
   and `Case.make_torch` keep the matrices of the parameters a test hands them (an MLP's
   weights, not its biases), and tests that build their own parameters lay them out as
   matrices;
-* ``fused``: the fused kernel covers the chain (Muon's orthogonalization is not
-  elementwise: the fused path falls back to the eager one);
+* ``fused``: the fused kernel covers the chain (Muon's orthogonalization and Adafactor's
+  factored moments are not elementwise: the fused path falls back to the eager one);
 * ``reference_preset``: options the comparison with the float64 NumPy formula adds
   (Muon: its Newton-Schulz iteration in float64, not torch's bfloat16).
 
@@ -49,6 +49,7 @@ nadam               lr=0.02, 2400, 1e-3                         lr=0.01, 7000, 1
 radam               lr=0.05, 2800, 1e-3                         lr=5e-3, 11000, 1e-2
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
+adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
 ==================  ==========================================  ==========================================
 
 Budgets are ~1.3x the step from which the distance stays below the tolerance.
@@ -346,6 +347,33 @@ CASES: list[Case] = [
         # a fixed size, so, like Lion's, they settle only as the learning rate decays.
         quadratic=({"lr": optimlab.schedules.exponential_decay(0.1, 0.98)}, 360, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.05, 0.995)}, 950, 1e-2),
+    ),
+    Case(
+        # The MLP's weights and test_reference's (2, 3) are factored, the biases and its (4,) are
+        # not; test_adafactor adds 3-D and 0-D parameters and the state's size.
+        "adafactor", optimlab.Adafactor, ref.adafactor,
+        samples=[
+            # Each option set where it changes the MLP's steps: d=1.1 and eps1=0.03 bind.
+            {"lr": 0.01, "d": 1.1},
+            # lr above 1/sqrt(t) from step 101 on: the relative step's 1/sqrt(t) decay; and
+            # beta2_t = 1 - 1/t, the plain mean of the squared gradients so far.
+            {"lr": 0.1, "beta2_decay": -1.0, "eps": (0.03, 1e-2), "weight_decay": 0.01},
+            {"lr": 0.01, "eps": (0.0, 1e-3), "d": float("inf"), "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [
+            ({"eps": 1e-3}, r"eps must be a pair \(eps1, eps2\), got 0.001"),
+            ({"eps": (-1e-3, 1e-3)}, r"eps\[0\] must be >= 0, got -0.001"),
+            ({"eps": (None, -1e-3)}, r"eps\[1\] must be >= 0, got -0.001"),
+            ({"eps": (None, float("nan"))}, r"eps\[1\] must be finite, got nan"),
+            ({"beta2_decay": 0.5}, r"beta2_decay must be <= 0, got 0.5"),
+            ({"d": 0.5}, r"d must be >= 1, got 0.5"),
+            ({"d": float("nan")}, r"d must be finite, got nan"),
+        ],
+        torch_cls=torch.optim.Adafactor, fused=False, supports_complex=False,
+        # Steps of a fixed size relative to the parameters' RMS: they settle as the learning
+        # rate, which caps the relative step, decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(1.0, 0.99)}, 450, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.03, 0.9995)}, 6450, 1e-2),
     ),
 ]
 

@@ -4,7 +4,8 @@
 Each reference steps one parameter: ``x = step(x, g, state, t, hp)`` with ``g`` the raw
 gradient of the objective at ``x``, ``state`` a dict the function fills on its first call,
 ``t`` the 1-based step and ``hp`` every hyperparameter (constructor defaults, the name's
-preset and the sample). All but Muon (a matrix operation) are elementwise.
+preset and the sample). All but Muon (a matrix operation) and Adafactor (row and column
+means, RMS norms) are elementwise.
 """
 
 from __future__ import annotations
@@ -197,3 +198,31 @@ def muon(x, g, state, t, hp):
     m, n = x.shape
     scale = 0.2 * np.sqrt(max(m, n)) if hp["adjust_lr_fn"] == "match_rms_adamw" else np.sqrt(max(1, m / n))
     return x * (1 - hp["lr"] * hp["weight_decay"]) - hp["lr"] * scale * _newton_schulz(u, hp)
+
+
+def _rms(a):
+    return np.sqrt(np.mean(a * a))
+
+
+def adafactor(x, g, state, t, hp):
+    """Shazeer & Stern 2018 as torch.optim.Adafactor's documentation writes it, with
+    beta2_t = 1 - t^tau, rho_t = min(lr, 1/sqrt(t)), alpha_t = max(eps2, RMS(x)) rho_t.
+    x of 2+ dims, factored over its last two: R = beta2_t R + (1 - beta2_t) mean_cols g^2,
+    C = beta2_t C + (1 - beta2_t) mean_rows g^2, V = R C / max(mean_rows R, eps1) (outer
+    product); else V = beta2_t V + (1 - beta2_t) g^2. U = g / max(sqrt(V), eps1),
+    x <- x (1 - lr wd) - alpha_t U / max(1, RMS(U) / d). eps1 None: the dtype's epsilon."""
+    g = -g if hp["maximize"] else g
+    eps1, eps2 = hp["eps"]
+    eps1 = np.finfo(x.dtype).eps if eps1 is None else eps1
+    w = t ** hp["beta2_decay"]  # 1 - beta2_t
+    if x.ndim >= 2:
+        state["R"] = (1 - w) * state.get("R", 0.0) + w * np.mean(g * g, axis=-1, keepdims=True)
+        state["C"] = (1 - w) * state.get("C", 0.0) + w * np.mean(g * g, axis=-2, keepdims=True)
+        v = state["R"] * state["C"] / np.maximum(np.mean(state["R"], axis=-2, keepdims=True), eps1)
+    else:
+        state["V"] = (1 - w) * state.get("V", 0.0) + w * g * g
+        v = state["V"]
+    u = g / np.maximum(np.sqrt(v), eps1)
+    u = u / max(1.0, _rms(u) / hp["d"])
+    alpha = max(eps2, _rms(x)) * min(hp["lr"], 1 / np.sqrt(t))
+    return x * (1 - hp["lr"] * hp["weight_decay"]) - alpha * u

@@ -13,7 +13,7 @@ from helpers import MLP, params_of
 from optimizer_cases import CASES, TORCH_CASES, ids
 
 EXPECTED_NAMES = ["gd", "sgd", "momentum", "ema_momentum", "nesterov", "adagrad", "adadelta", "rmsprop",
-                  "rmsprop_centered", "adam", "adamw", "amsgrad", "adamax", "nadam", "radam", "lion", "muon"]
+                  "rmsprop_centered", "adam", "adamw", "amsgrad", "adamax", "nadam", "radam", "lion", "muon", "adafactor"]
 
 
 def test_registry_covers_every_name():

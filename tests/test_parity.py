@@ -121,12 +121,12 @@ def test_lr_scheduler_drives_like_torch(case, scheduler):
             assert ours_group.get(key) == theirs_group.get(key, ours_group.get(key))
 
 
-_MUTABLE = {"betas": (0.8, 0.99), "momentum": 0.5, "rho": 0.8, "alpha": 0.9, "lr_decay": 0.1}
+_MUTABLE = {"betas": (0.8, 0.99), "momentum": 0.5, "rho": 0.8, "alpha": 0.9, "lr_decay": 0.1, "beta2_decay": -0.5}
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=ids)
 def test_changing_hyperparameters_mid_run(case):
-    """param_groups[i]["betas"] / ["momentum"] (and rho, alpha, lr_decay) read at every step."""
+    """param_groups[i]["betas"] / ["momentum"] (and rho, alpha, lr_decay, beta2_decay) read at every step."""
     sample = case.samples[0]
     model, ours, twin, theirs = _pair(case, sample, EXECUTIONS["foreach"])
     changed = []

@@ -20,6 +20,7 @@ LEARNING_RATES = {
     "gd": 0.1, "sgd": 0.1, "momentum": 0.01, "ema_momentum": 0.1, "nesterov": 0.01,
     "adagrad": 1e-2, "adadelta": 1.0, "rmsprop": 1e-3, "rmsprop_centered": 1e-3,
     "adam": 1e-3, "adamw": 1e-3, "amsgrad": 1e-3, "adamax": 2e-3, "nadam": 2e-3, "radam": 1e-3, "lion": 3e-4,
+    "adafactor": 1e-2, "muon": 0.02,
 }
 
 

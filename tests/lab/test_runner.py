@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+import optimlab
+from optimlab.lab.optimizers import make
 from optimlab.lab.problems import get_problem
 from optimlab.lab.runner import RunRecord, run
 
@@ -70,3 +72,13 @@ def test_dense_only_optimizers_keep_dense_embeddings(monkeypatch):
     monkeypatch.setattr(runner, "sparse_embeddings", lambda model: calls.append(model))
     run(get_problem("recommender_clicks"), "adam", {"lr": 1e-2}, seed=0, split="validation")
     assert not calls
+
+
+def test_muon_newton_schulz_runs_in_float32_in_the_lab():
+    """Its bfloat16 default would measure a CPU's lack of bfloat16 matrix units, not Muon;
+    tuned values still win over the lab's fixed options."""
+    params = [torch.nn.Parameter(torch.zeros(4, 3)), torch.nn.Parameter(torch.zeros(3))]
+    assert optimlab.create("muon", params, lr=0.02).param_groups[0]["ns_dtype"] is torch.bfloat16
+    assert make("muon", params, {"lr": 0.02}).param_groups[0]["ns_dtype"] is torch.float32
+    assert make("muon", params, {"lr": 0.02, "ns_dtype": torch.float64}).param_groups[0]["ns_dtype"] is torch.float64
+    assert "ns_dtype" not in make("adam", params, {"lr": 0.02}).param_groups[0]

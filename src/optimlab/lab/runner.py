@@ -11,8 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-import optimlab
-
+from .optimizers import make
 from .problems import SPLITS, Problem
 
 
@@ -75,7 +74,7 @@ def sparse_embeddings(model: torch.nn.Module) -> None:
 
 
 def run(problem: Problem, optimizer: str, hparams: dict[str, float], seed: int, split: str) -> RunRecord:
-    """Train ``problem`` with ``optimlab.create(optimizer, ..., **hparams)`` for its step budget.
+    """Train ``problem`` with ``optimizers.make(optimizer, ..., hparams)`` for its step budget.
 
     A non-finite loss or metric ends the run and is recorded in ``diverged_at``; it is not raised.
     """
@@ -84,7 +83,7 @@ def run(problem: Problem, optimizer: str, hparams: dict[str, float], seed: int, 
     seed_everything(seed)
     spec = problem.spec
     task = problem.build(seed, split)
-    opt = optimlab.create(optimizer, task.model.parameters(), **hparams)
+    opt = make(optimizer, task.model.parameters(), hparams)
     if getattr(opt, "transform", None) is not None and opt.transform.supports_sparse:
         sparse_embeddings(task.model)
     record = RunRecord(problem=spec.name, optimizer=optimizer, hparams=dict(hparams), seed=seed, split=split,

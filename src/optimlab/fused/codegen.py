@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from string import Template
+from typing import NamedTuple
 
 from .spec import Elementwise
 
@@ -29,6 +30,14 @@ def helpers(ctype: str, inline: str) -> str:
     return HELPERS.format(suffix="f" if ctype == "float" else "", inline=inline)
 
 
+class Norm(NamedTuple):
+    """The scalar a part computes from the global norm: its slot and C expression."""
+
+    part: int
+    target: int
+    expression: Template
+
+
 @dataclass(frozen=True)
 class Body:
     """A chain's loop body, ready to be wrapped in a kernel.
@@ -36,21 +45,21 @@ class Body:
     ``stages``: statements per stage (one stage when the square roots are inline; else
     cut at each ``SQRTS;``), over ``p``, ``u``, ``R0``/``R1``, the chain's buffers (see
     `assemble`) and per-step scalar ``s`` as ``k{s}``.
-    ``scalars``: the (part, name) of each ``k{s}``. ``norm``: None, or the slot of the
-    scalar computed from the global norm and its C expression of ``norm`` and scalars
-    (each written ``scalar(slot)``, a name the kernel defines).
+    ``scalars``: the (part, name) of each ``k{s}``. ``norm``: None, or the `Norm`.
     """
 
     stages: tuple[tuple[str, ...], ...]
     scalars: tuple[tuple[int, str], ...]
     buffer_count: int
-    norm: tuple[int, Template] | None
+    norm: Norm | None
 
     def norm_expression(self, scalar) -> str:
-        """The norm's C expression, with ``scalar(slot)`` for each scalar it reads."""
-        target, expression = self.norm
-        slots = {name: index for index, (_, name) in enumerate(self.scalars)}
-        return expression.substitute({name: scalar(slots[name]) for name in template_names(expression.template)})
+        """The norm's C expression of ``norm``, with ``scalar(slot)`` for each scalar of
+        its part that it reads (a name the kernel defines)."""
+        part, _, expression = self.norm
+        return expression.substitute({
+            name: scalar(self.scalars.index((part, name))) for name in template_names(expression.template)
+        })
 
 
 def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool = False,
@@ -98,7 +107,7 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
                 slot(index, given)
             if norm_as_scalar:
                 slot(index, "norm")
-            norm = (slot(index, name), Template(expression))
+            norm = Norm(index, slot(index, name), Template(expression))
     return Body(tuple(map(tuple, stages)), tuple(scalar_names), buffer_count, norm)
 
 

@@ -171,7 +171,7 @@ def generate(specs: list[Elementwise], ctype: str, lanes: int,
         else:
             norm = "    const T norm = *norm_ptr;\n"
             norm_param = ", const T *__restrict__ norm_ptr"
-        norm += f"    k{body.norm[0]} = {body.norm_expression(lambda slot: f'k{slot}')};"
+        norm += f"    k{body.norm.target} = {body.norm_expression(lambda slot: f'k{slot}')};"
     (statements,) = body.stages
     # (memory, registers) of every array the loop reads, and of those it writes
     buffers = [(f"B{i}", f"b{i}_") for i in range(body.buffer_count)]

@@ -236,9 +236,9 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True,
         if norm_in_kernel:
             norm_code = _NORM_IN_KERNEL
         else:
-            norm_code = f"        const T norm = (T)k[{body.scalars.index((body.scalars[body.norm[0]][0], 'norm'))}];\n"
+            norm_code = f"        const T norm = (T)k[{body.scalars.index((body.norm.part, 'norm'))}];\n"
         expression = body.norm_expression(lambda slot: f"((T)k[{slot}])")
-        norm_code += f"        kk[{body.norm[0]}] = (double)({expression});\n"
+        norm_code += f"        kk[{body.norm.target}] = (double)({expression});\n"
     blocks = []
     for number, statements in enumerate(body.stages):
         first, last = number == 0, number == len(body.stages) - 1

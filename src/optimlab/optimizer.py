@@ -30,8 +30,9 @@ class Optimizer(torch.optim.Optimizer):
 
     Execution per group (torch.optim's two flags; docs/performance.md has the numbers):
 
-    * default (``fused=None, foreach=None``): the fused path, one compiled C kernel per
-      chain and dtype stepping all the group's tensors in one pass over memory, from the
+    * default (``fused=None, foreach=None``): the fused path, one compiled kernel per
+      chain and dtype (C on the CPU, CUDA on a GPU) stepping all the group's tensors in
+      one pass over memory, from the
       step where it pays for its building (at once for large models, never in short
       runs of tiny ones: a rule of size and step only, so a seed gives the same numbers
       whatever the kernel cache holds); until then, and for anything the kernel does

@@ -2,9 +2,9 @@
 and print each one's training loss at a few checkpoints, its final loss and its test
 accuracy, as a table.
 
-The learning rates are common starting points (torch.optim's default for the adaptive
-methods; 0.1 for plain SGD, 0.01 for heavy-ball/Nesterov, whose velocity is ~10x the
-gradient), not tuned values: the table shows that every optimizer trains, not which is
+The learning rates are each catalog entry's ``example_lr``, a common starting point
+(torch.optim's default for the adaptive methods; 0.1 for plain SGD, 0.01 for
+heavy-ball/Nesterov, whose velocity is ~10x the gradient), not tuned values: the table shows that every optimizer trains, not which is
 best. For that, tune each one (see docs/algorithms.md, "How to choose").
 
 "gd" uses the full training set every step; all the others use mini-batches of 64.
@@ -13,15 +13,10 @@ best. For that, tune each one (see docs/algorithms.md, "How to choose").
 import time
 
 import optimlab
+from optimlab.catalog import CATALOG
 from _common import train
 
 STEPS, BATCH, CHECKPOINTS = 300, 64, (0, 25, 50, 100, 200, 300)
-LEARNING_RATES = {
-    "gd": 0.1, "sgd": 0.1, "momentum": 0.01, "ema_momentum": 0.1, "nesterov": 0.01,
-    "adagrad": 1e-2, "adadelta": 1.0, "rmsprop": 1e-3, "rmsprop_centered": 1e-3,
-    "adam": 1e-3, "adamw": 1e-3, "amsgrad": 1e-3, "adamax": 2e-3, "nadam": 2e-3, "radam": 1e-3, "lion": 3e-4,
-    "adafactor": 1e-2, "muon": 0.02,
-}
 
 
 def main() -> None:
@@ -33,7 +28,7 @@ def main() -> None:
     start = time.perf_counter()
     results = {}
     for name in names:
-        lr = LEARNING_RATES.get(name, 1e-3)
+        lr = CATALOG[name].example_lr
         result = train(lambda params: optimlab.create(name, params, lr=lr), steps=STEPS,
                        batch_size=None if name == "gd" else BATCH, log_every=25)
         losses = result["losses"]

@@ -1,4 +1,9 @@
-"""Optimizers by name: ``create("adam", model.parameters(), lr=3e-4)``."""
+"""Optimizers by name: ``create("adam", model.parameters(), lr=3e-4)``.
+
+The catalog is the one list of names: `create`, `optimizers()`, ``optimlab list``, the lab's
+search spaces and the test registry all read it. Each entry says what the name builds, a
+one-line description, the learning rates worth searching and a learning rate to start from.
+"""
 
 from __future__ import annotations
 
@@ -11,31 +16,77 @@ from .optimizer import Optimizer
 
 
 @dataclass(frozen=True)
+class Hyperparameter:
+    """A searched hyperparameter: ``low <= value <= high``, on a log scale by default."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = True
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "low": self.low, "high": self.high, "log": self.log}
+
+
+def lr_range(low: float, high: float) -> tuple[Hyperparameter, ...]:
+    """A search space of the learning rate alone, log-uniform on [low, high]."""
+    return (Hyperparameter("lr", low, high),)
+
+
+# Learning-rate ranges by family: everything but the learning rate keeps the optimizer's
+# default (DeepOBS's protocol), so an equal trial budget buys the same search for everyone.
+PLAIN_SGD = lr_range(1e-4, 3.0)
+MOMENTUM_SGD = lr_range(1e-5, 1.0)
+ADAPTIVE = lr_range(1e-5, 1.0)
+
+
+@dataclass(frozen=True)
 class Entry:
+    """One name of the catalog.
+
+    ``factory(params, **preset, **kwargs)`` builds it; ``search_space`` is what the lab tunes;
+    ``example_lr`` is a sensible untuned starting point (examples and convergence tests use it).
+    """
+
     factory: Callable[..., Optimizer]
     description: str
+    search_space: tuple[Hyperparameter, ...]
+    example_lr: float
     preset: dict[str, Any] = field(default_factory=dict)
 
 
 CATALOG: dict[str, Entry] = {
-    "gd": Entry(aliases.SGD, "gradient descent: p -= lr * g (full batch or mini-batch)"),
-    "sgd": Entry(aliases.SGD, "torch.optim.SGD: optional momentum, dampening, Nesterov, L2"),
-    "momentum": Entry(aliases.SGD, "heavy-ball momentum: v = 0.9 v + g; p -= lr * v", {"momentum": 0.9}),
-    "ema_momentum": Entry(aliases.EMAMomentum, "EMA momentum: v = 0.9 v + 0.1 g; p -= lr * v"),
-    "nesterov": Entry(aliases.SGD, "Nesterov momentum (Sutskever et al. form)", {"momentum": 0.9, "nesterov": True}),
-    "adagrad": Entry(aliases.Adagrad, "Adagrad: per-coordinate steps from summed squared gradients"),
-    "adadelta": Entry(aliases.Adadelta, "Adadelta: unit-corrected RMS steps, no learning rate needed"),
-    "rmsprop": Entry(aliases.RMSprop, "RMSprop: steps scaled by an EMA of squared gradients"),
-    "rmsprop_centered": Entry(aliases.RMSprop, "centered RMSprop: scaled by the gradient's variance", {"centered": True}),
-    "adam": Entry(aliases.Adam, "Adam: bias-corrected first and second moments"),
-    "adamw": Entry(aliases.AdamW, "AdamW: Adam with decoupled weight decay (0.01)"),
-    "amsgrad": Entry(aliases.Adam, "AMSGrad: Adam with a non-decreasing second moment", {"amsgrad": True}),
-    "adamax": Entry(aliases.Adamax, "AdaMax: Adam with the infinity norm"),
-    "nadam": Entry(aliases.NAdam, "NAdam: Adam with Nesterov momentum"),
-    "radam": Entry(aliases.RAdam, "RAdam: Adam with a rectified warm-up of the adaptive step"),
-    "lion": Entry(aliases.Lion, "Lion: sign of interpolated momentum, decoupled decay"),
-    "adafactor": Entry(aliases.Adafactor, "Adafactor: factored second moments, steps relative to the weights' scale"),
-    "muon": Entry(aliases.MuonWithAdamW, "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest"),
+    "gd": Entry(aliases.SGD, "gradient descent: p -= lr * g (the lab steps it on the full batch)", PLAIN_SGD, 0.1),
+    "sgd": Entry(aliases.SGD, "torch.optim.SGD: optional momentum, dampening, Nesterov, L2", PLAIN_SGD, 0.1),
+    "momentum": Entry(aliases.SGD, "heavy-ball momentum: v = 0.9 v + g; p -= lr * v", MOMENTUM_SGD, 0.01,
+                      {"momentum": 0.9}),
+    # EMA momentum averages gradients, so its steps are plain-SGD sized.
+    "ema_momentum": Entry(aliases.EMAMomentum, "EMA momentum: v = 0.9 v + 0.1 g; p -= lr * v", PLAIN_SGD, 0.1),
+    "nesterov": Entry(aliases.SGD, "Nesterov momentum (Sutskever et al. form)", MOMENTUM_SGD, 0.01,
+                      {"momentum": 0.9, "nesterov": True}),
+    "adagrad": Entry(aliases.Adagrad, "Adagrad: per-coordinate steps from summed squared gradients",
+                     lr_range(1e-4, 3.0), 1e-2),
+    # Adadelta's lr multiplies an already unit-corrected step (default 1.0).
+    "adadelta": Entry(aliases.Adadelta, "Adadelta: unit-corrected RMS steps, no learning rate needed",
+                      lr_range(1e-2, 30.0), 1.0),
+    "rmsprop": Entry(aliases.RMSprop, "RMSprop: steps scaled by an EMA of squared gradients", ADAPTIVE, 1e-3),
+    "rmsprop_centered": Entry(aliases.RMSprop, "centered RMSprop: scaled by the gradient's variance", ADAPTIVE,
+                              1e-3, {"centered": True}),
+    "adam": Entry(aliases.Adam, "Adam: bias-corrected first and second moments", ADAPTIVE, 1e-3),
+    "adamw": Entry(aliases.AdamW, "AdamW: Adam with decoupled weight decay (0.01)", ADAPTIVE, 1e-3),
+    "amsgrad": Entry(aliases.Adam, "AMSGrad: Adam with a non-decreasing second moment", ADAPTIVE, 1e-3,
+                     {"amsgrad": True}),
+    "adamax": Entry(aliases.Adamax, "AdaMax: Adam with the infinity norm", ADAPTIVE, 2e-3),
+    "nadam": Entry(aliases.NAdam, "NAdam: Adam with Nesterov momentum", ADAPTIVE, 2e-3),
+    "radam": Entry(aliases.RAdam, "RAdam: Adam with a rectified warm-up of the adaptive step", ADAPTIVE, 1e-3),
+    # Unit-size sign steps: 3-10x smaller than Adam's (Chen et al. 2023).
+    "lion": Entry(aliases.Lion, "Lion: sign of interpolated momentum, decoupled decay", lr_range(1e-6, 0.1), 3e-4),
+    # lr caps Adafactor's relative step, a fraction of each tensor's RMS per step (0.01 in the paper).
+    "adafactor": Entry(aliases.Adafactor, "Adafactor: factored second moments, steps relative to the weights' scale",
+                       lr_range(1e-4, 1.0), 1e-2),
+    # One lr for Muon's orthogonalized steps (~0.02 in Jordan et al.) and AdamW's (the non-matrices).
+    "muon": Entry(aliases.MuonWithAdamW, "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest",
+                  lr_range(1e-4, 1.0), 0.02),
 }
 
 
@@ -44,13 +95,19 @@ def optimizers() -> dict[str, str]:
     return {name: entry.description for name, entry in CATALOG.items()}
 
 
+def entry(name: str) -> Entry:
+    """The catalog entry called ``name`` (case-insensitive), or a ValueError listing the names."""
+    found = CATALOG.get(name.lower() if isinstance(name, str) else name)
+    if found is None:
+        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(CATALOG)}")
+    return found
+
+
 def create(name: str, params, **kwargs: Any) -> Optimizer:
     """The optimizer called ``name`` (see `optimizers`), over ``params``.
 
     ``kwargs`` are the torch.optim keyword arguments of that optimizer; they override the
     name's preset (``create("momentum", ps, momentum=0.5)``).
     """
-    entry = CATALOG.get(name.lower() if isinstance(name, str) else name)
-    if entry is None:
-        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(CATALOG)}")
-    return entry.factory(params, **{**entry.preset, **kwargs})
+    found = entry(name)
+    return found.factory(params, **{**found.preset, **kwargs})

@@ -67,7 +67,7 @@ def bench(
 
     from optimlab.lab.report import report_from_store
     from optimlab.lab import store, sweep
-    from optimlab.lab.optimizers import check_optimizers, optimizer_names
+    from optimlab.lab.optimizers import check_optimizers, from_catalog, optimizer_names
     from optimlab.lab.problems import get_problem, get_suite
 
     try:
@@ -85,7 +85,7 @@ def bench(
         _fail("give either --problems or --suite, not both")
     pairs = [(p, o) for p in problem_names for o in optimizer_list]
     total = len(pairs) * (plan.trials + plan.seeds)
-    done = sweep.count_runs(url, [(get_problem(p), o) for p, o in pairs], plan)
+    done = sweep.count_runs(url, [(get_problem(p), from_catalog(o)) for p, o in pairs], plan)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns) as progress:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import optimlab
-from optimlab.lab.optimizers import make
+from optimlab.lab.optimizers import from_catalog
 from optimlab.lab.problems import get_problem
 from optimlab.lab.runner import RunRecord, run
 
@@ -79,6 +79,6 @@ def test_muon_newton_schulz_runs_in_float32_in_the_lab():
     tuned values still win over the lab's fixed options."""
     params = [torch.nn.Parameter(torch.zeros(4, 3)), torch.nn.Parameter(torch.zeros(3))]
     assert optimlab.create("muon", params, lr=0.02).param_groups[0]["ns_dtype"] is torch.bfloat16
-    assert make("muon", params, {"lr": 0.02}).param_groups[0]["ns_dtype"] is torch.float32
-    assert make("muon", params, {"lr": 0.02, "ns_dtype": torch.float64}).param_groups[0]["ns_dtype"] is torch.float64
-    assert "ns_dtype" not in make("adam", params, {"lr": 0.02}).param_groups[0]
+    assert from_catalog("muon").make(params, {"lr": 0.02}).param_groups[0]["ns_dtype"] is torch.float32
+    assert from_catalog("muon").make(params, {"lr": 0.02, "ns_dtype": torch.float64}).param_groups[0]["ns_dtype"] is torch.float64
+    assert "ns_dtype" not in from_catalog("adam").make(params, {"lr": 0.02}).param_groups[0]

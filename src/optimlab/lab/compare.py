@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import torch
 
 from . import store, sweep
-from .optimizers import check_optimizers, optimizer_names
+from .optimizers import check_optimizers, from_catalog, optimizer_names
 from .problems import Problem, ProblemSpec
 from .problems.data import Splits
 from .problems.supervised import Recipe, supervised_problem
@@ -74,7 +74,7 @@ def compare(
                                                        metric=eval_fn, eval_size=None))
     names = check_optimizers(optimizers or optimizer_names())
     url = storage or store.default_storage(out)
-    sweep.run_pairs(url, [(problem, o) for o in names], sweep.Plan(trials=trials, seeds=seeds, sampler=sampler))
+    sweep.run_pairs(url, [(problem, from_catalog(o)) for o in names], sweep.Plan(trials=trials, seeds=seeds, sampler=sampler))
     results = load_results(url)
     write_report(results, out)
     return results

@@ -1,13 +1,21 @@
-"""The optimizers the lab compares: the seed optimizers of `optimlab.create`, checked by name."""
+"""What the lab compares: candidates, each a label, a factory and a search space.
+
+A catalog name becomes the candidate `from_catalog(name)`; a user's own configuration is a
+`Candidate` built by hand (see `candidates`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 import optimlab
+from optimlab.catalog import CATALOG, Hyperparameter
 
 #: Options the lab sets beside the tuned ones, where a default would measure the CPU rather
 #: than the method. Muon's Newton-Schulz products in bfloat16 (torch's default, for GPU
@@ -16,23 +24,46 @@ import optimlab
 FIXED_OPTIONS: dict[str, dict[str, Any]] = {"muon": {"ns_dtype": torch.float32}}
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One optimizer configuration the lab tunes: ``factory(params, **hparams)`` with the
+    hyperparameters of ``space`` drawn by the sweep. ``label`` names it in the store and report."""
+
+    label: str
+    factory: Callable[..., torch.optim.Optimizer]
+    space: tuple[Hyperparameter, ...]
+
+    def make(self, params, hparams: Mapping[str, float]) -> torch.optim.Optimizer:
+        return self.factory(params, **hparams)
+
+
+def _create_for_lab(name: str, params, **hparams) -> torch.optim.Optimizer:
+    return optimlab.create(name, params, **{**FIXED_OPTIONS.get(name, {}), **hparams})
+
+
+def from_catalog(name: str) -> Candidate:
+    """The catalog optimizer ``name`` with its search space and the lab's `FIXED_OPTIONS`."""
+    key = name.lower()
+    if key not in CATALOG:
+        raise ValueError(unknown_name("optimizer", name, CATALOG))
+    return Candidate(key, functools.partial(_create_for_lab, key), CATALOG[key].search_space)
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str]) -> str:
+    """``unknown optimizer 'adamx' (did you mean 'adam'?); valid optimizers: ...``."""
+    valid = list(valid)
+    close = difflib.get_close_matches(str(name).lower(), valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(valid)}"
+
+
 def optimizer_names() -> tuple[str, ...]:
-    return tuple(optimlab.optimizers())
+    return tuple(CATALOG)
 
 
 def check_optimizers(names: Iterable[str]) -> list[str]:
     """The names lower-cased, or a ValueError naming the bad one and listing the valid ones."""
-    valid = optimlab.optimizers()
-    checked = []
-    for name in names:
-        if name.lower() not in valid:
-            raise ValueError(f"unknown optimizer {name!r}; valid optimizers: {', '.join(valid)}")
-        checked.append(name.lower())
+    checked = [from_catalog(name).label for name in names]
     if not checked:
-        raise ValueError(f"no optimizers given; valid optimizers: {', '.join(valid)}")
+        raise ValueError(f"no optimizers given; valid optimizers: {', '.join(CATALOG)}")
     return checked
-
-
-def make(optimizer: str, params, hparams: dict[str, float]) -> torch.optim.Optimizer:
-    """``optimlab.create(optimizer, params, **hparams)`` with the lab's `FIXED_OPTIONS`."""
-    return optimlab.create(optimizer, params, **{**FIXED_OPTIONS.get(optimizer, {}), **hparams})

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .optimizers import make
+from .optimizers import Candidate, from_catalog
 from .problems import SPLITS, Problem
 
 
@@ -73,20 +73,23 @@ def sparse_embeddings(model: torch.nn.Module) -> None:
             module.sparse = True
 
 
-def run(problem: Problem, optimizer: str, hparams: dict[str, float], seed: int, split: str) -> RunRecord:
-    """Train ``problem`` with ``optimizers.make(optimizer, ..., hparams)`` for its step budget.
+def run(problem: Problem, candidate: Candidate | str, hparams: dict[str, float], seed: int, split: str) -> RunRecord:
+    """Train ``problem`` with ``candidate.make(params, hparams)`` (a catalog name is
+    `from_catalog(name)`) for its step budget.
 
     A non-finite loss or metric ends the run and is recorded in ``diverged_at``; it is not raised.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if isinstance(candidate, str):
+        candidate = from_catalog(candidate)
     seed_everything(seed)
     spec = problem.spec
     task = problem.build(seed, split)
-    opt = make(optimizer, task.model.parameters(), hparams)
+    opt = candidate.make(task.model.parameters(), hparams)
     if getattr(opt, "transform", None) is not None and opt.transform.supports_sparse:
         sparse_embeddings(task.model)
-    record = RunRecord(problem=spec.name, optimizer=optimizer, hparams=dict(hparams), seed=seed, split=split,
+    record = RunRecord(problem=spec.name, optimizer=candidate.label, hparams=dict(hparams), seed=seed, split=split,
                        trajectory=[task.position()] if task.position else None)
     loss_sum, loss_count = 0.0, 0
     for step in range(1, spec.steps + 1):

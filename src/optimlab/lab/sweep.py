@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 
 from . import store
 from .problems import Problem, get_problem
+from .optimizers import Candidate, from_catalog
 from .runner import run
-from .search_spaces import search_space
 
 TUNING_SEED = 0
 POLL_SECONDS = 1.0
@@ -51,11 +51,11 @@ class Plan:
 class PairSweep:
     """The two studies of one (problem, optimizer) and the logic to move them forward."""
 
-    def __init__(self, storage: optuna.storages.RDBStorage, problem: Problem, optimizer: str, plan: Plan):
-        self.problem, self.optimizer, self.plan = problem, optimizer, plan
-        self.space = search_space(optimizer)
+    def __init__(self, storage: optuna.storages.RDBStorage, problem: Problem, candidate: Candidate, plan: Plan):
+        self.problem, self.candidate, self.plan = problem, candidate, plan
+        self.optimizer, self.space = candidate.label, candidate.space
         open_stage = lambda stage, budget: store.open_study(
-            storage, problem.spec, optimizer, stage, budget=budget, sampler=plan.sampler,
+            storage, problem.spec, candidate.label, stage, budget=budget, sampler=plan.sampler,
             sampler_seed=plan.sampler_seed)
         self.tune = open_stage("tune", plan.trials)
         self.seeds = open_stage("seeds", plan.seeds)
@@ -66,7 +66,7 @@ class PairSweep:
                 raise optuna.TrialPruned("seed reruns only run queued settings")  # lost a race; ignored
             hparams = {h.name: trial.suggest_float(h.name, h.low, h.high, log=h.log) for h in self.space}
             seed = trial.suggest_int("seed", 0, 2**31 - 1) if stage == "seeds" else TUNING_SEED
-            record = run(self.problem, self.optimizer, hparams, seed, "test" if stage == "seeds" else "validation")
+            record = run(self.problem, self.candidate, hparams, seed, "test" if stage == "seeds" else "validation")
             trial.set_user_attr(store.RUN_ATTR, record.to_dict())
             return record.final_metric  # NaN for a diverged run: Optuna records the trial as FAIL
 
@@ -115,7 +115,7 @@ class PairSweep:
         return not self._missing_seeds(hparams) and store.pending_trials(self.seeds) == (0, 0)
 
 
-def run_pairs(storage_url: str, pairs: Sequence[tuple[Problem, str]], plan: Plan, on_run: OnRun | None = None) -> None:
+def run_pairs(storage_url: str, pairs: Sequence[tuple[Problem, Candidate]], plan: Plan, on_run: OnRun | None = None) -> None:
     """Work through the pairs until each is complete, waiting for other workers where needed."""
     storage = store.open_storage(storage_url)
     pending = [PairSweep(storage, problem, optimizer, plan) for problem, optimizer in pairs]
@@ -125,14 +125,14 @@ def run_pairs(storage_url: str, pairs: Sequence[tuple[Problem, str]], plan: Plan
             time.sleep(POLL_SECONDS)
 
 
-def count_runs(storage_url: str, pairs: Sequence[tuple[Problem, str]], plan: Plan) -> int:
+def count_runs(storage_url: str, pairs: Sequence[tuple[Problem, Candidate]], plan: Plan) -> int:
     storage = store.open_storage(storage_url)
     return sum(PairSweep(storage, problem, optimizer, plan).runs_done() for problem, optimizer in pairs)
 
 
 def _worker(storage_url: str, names: list[tuple[str, str]], plan: Plan, threads: int, events) -> None:
     torch.set_num_threads(threads)
-    pairs = [(get_problem(problem), optimizer) for problem, optimizer in names]
+    pairs = [(get_problem(problem), from_catalog(optimizer)) for problem, optimizer in names]
     run_pairs(storage_url, pairs, plan, on_run=lambda problem, optimizer: events.put((problem, optimizer)))
 
 
@@ -148,7 +148,7 @@ def run_parallel(storage_url: str, names: Sequence[tuple[str, str]], plan: Plan,
     threads = max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
         torch.set_num_threads(threads)
-        run_pairs(storage_url, [(get_problem(p), o) for p, o in names], plan, on_run)
+        run_pairs(storage_url, [(get_problem(p), from_catalog(o)) for p, o in names], plan, on_run)
         return
     context = multiprocessing.get_context("spawn")
     events = context.Queue()

@@ -8,11 +8,11 @@ import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
-import optuna
 
 from . import store
 from .problems import ProblemSpec
 from .runner import RunRecord
+from .selection import best_setting
 
 
 def _median(values: list[float]) -> float:
@@ -116,38 +116,11 @@ class Results:
                 for name, values in ratios.items()}
 
 
-def _records(study: optuna.Study) -> list[RunRecord]:
-    return [store.record_of(t) for t in store.done_trials(study)]
-
-
 def load_results(storage_url: str) -> Results:
     """Everything the report needs, read back from the store alone."""
-    storage = store.open_storage(storage_url)
-    studies: dict[tuple[str, str], dict[str, optuna.Study]] = {}
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        parsed = store.parse_study_name(summary.study_name)
-        if parsed is None:
-            continue
-        problem, optimizer, stage = parsed
-        studies.setdefault((problem, optimizer), {})[stage] = optuna.load_study(
-            study_name=summary.study_name, storage=storage)
     problems: dict[str, ProblemResult] = {}
-    for (problem, optimizer), stages in studies.items():
-        if "tune" not in stages:
-            continue
-        tune = stages["tune"]
-        spec = ProblemSpec.from_dict(tune.user_attrs["problem"])
-        budget = tune.user_attrs["budget"]
-        done = store.done_trials(tune)[:budget]
-        best = store.best_trial(done, spec.higher_is_better)
-        best_hparams = None if best is None else {k: v for k, v in best.params.items() if k != "seed"}
-        reruns: dict[int, RunRecord] = {}
-        if best_hparams is not None and "seeds" in stages:
-            seeds_wanted = stages["seeds"].user_attrs["budget"]
-            for record in _records(stages["seeds"]):
-                if record.hparams == best_hparams and record.seed <= seeds_wanted:
-                    reruns.setdefault(record.seed, record)
-        problems.setdefault(problem, ProblemResult(spec)).optimizers[optimizer] = OptimizerResult(
-            optimizer=optimizer, spec=spec, tuning=[store.record_of(t) for t in done],
-            best_hparams=best_hparams, reruns=[reruns[s] for s in sorted(reruns)])
+    for pair in store.load_pairs(storage_url):
+        problems.setdefault(pair.spec.name, ProblemResult(pair.spec)).optimizers[pair.optimizer] = OptimizerResult(
+            optimizer=pair.optimizer, spec=pair.spec, tuning=[r for study in pair.tuning for r in study],
+            best_hparams=best_setting(pair.spec, pair.tuning), reruns=pair.reruns)
     return Results(problems=dict(sorted(problems.items())))

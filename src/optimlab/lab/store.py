@@ -16,6 +16,7 @@ import datetime
 import logging
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -130,10 +131,49 @@ def pending_trials(study: optuna.Study) -> tuple[int, int]:
     return running, len(trials) - running
 
 
-def best_trial(done: list[FrozenTrial], higher_is_better: bool) -> FrozenTrial | None:
-    """The best completed trial among ``done`` (first one on ties); None if all failed."""
-    completed = [t for t in done if t.state == TrialState.COMPLETE]
-    if not completed:
-        return None
-    sign = -1 if higher_is_better else 1
-    return min(completed, key=lambda t: (sign * t.value, t.number))
+@dataclass
+class PairRecords:
+    """Everything the store holds of one (problem, optimizer): what the verdict is built from.
+
+    ``tuning[s]`` is study ``s``'s finished tuning runs in point order, cut to the budget;
+    ``reruns`` the finished seed reruns of the chosen setting, by seed; ``plan`` the budget the
+    sweep ran with (``trials``, ``seeds``, ``studies``, ``sampler``...).
+    """
+
+    spec: ProblemSpec
+    optimizer: str
+    plan: dict
+    tuning: list[list[RunRecord]]
+    reruns: list[RunRecord]
+
+
+def load_pairs(url: str) -> list[PairRecords]:
+    """Every (problem, optimizer) of the store, read back from the store alone."""
+    from .selection import best_setting  # noqa: PLC0415 (selection imports the runner, as this does)
+
+    storage = open_storage(url)
+    stages: dict[tuple[str, str], dict[str, optuna.Study]] = {}
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        parsed = parse_study_name(summary.study_name)
+        if parsed is not None:
+            problem, optimizer, stage = parsed
+            stages.setdefault((problem, optimizer), {})[stage] = optuna.load_study(
+                study_name=summary.study_name, storage=storage)
+    pairs = []
+    for (problem, optimizer), studies in sorted(stages.items()):
+        if "tune" not in studies:
+            continue
+        tune = studies["tune"]
+        spec = ProblemSpec.from_dict(tune.user_attrs["problem"])
+        tuning = [[record_of(t) for t in done_trials(tune)[: tune.user_attrs["budget"]]]]
+        chosen = best_setting(spec, tuning)
+        reruns: dict[int, RunRecord] = {}
+        if chosen is not None and "seeds" in studies:
+            wanted = studies["seeds"].user_attrs["budget"]
+            for record in map(record_of, done_trials(studies["seeds"])):
+                if record.hparams == chosen and record.seed <= wanted:
+                    reruns.setdefault(record.seed, record)
+        plan = {"trials": tune.user_attrs["budget"], "studies": 1,
+                "seeds": studies["seeds"].user_attrs["budget"] if "seeds" in studies else 0}
+        pairs.append(PairRecords(spec, optimizer, plan, tuning, [reruns[s] for s in sorted(reruns)]))
+    return pairs

@@ -19,6 +19,7 @@ from . import store
 from .problems import Problem, get_problem
 from .optimizers import Candidate, from_catalog
 from .runner import run
+from .selection import best_setting
 
 TUNING_SEED = 0
 POLL_SECONDS = 1.0
@@ -73,8 +74,8 @@ class PairSweep:
         return objective
 
     def best_hparams(self) -> dict[str, float] | None:
-        best = store.best_trial(store.done_trials(self.tune)[: self.plan.trials], self.problem.spec.higher_is_better)
-        return None if best is None else {h.name: best.params[h.name] for h in self.space}
+        runs = [store.record_of(t) for t in store.done_trials(self.tune)[: self.plan.trials]]
+        return best_setting(self.problem.spec, [runs])
 
     def _missing_seeds(self, hparams: dict[str, float]) -> list[int]:
         """Rerun seeds of ``hparams`` that are neither done, nor queued, nor running."""

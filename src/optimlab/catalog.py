@@ -45,7 +45,8 @@ class Entry:
     """One name of the catalog.
 
     ``factory(params, **preset, **kwargs)`` builds it; ``search_space`` is what the lab tunes;
-    ``example_lr`` is a sensible untuned starting point (examples and convergence tests use it).
+    ``example_lr`` is a sensible untuned starting point (examples and convergence tests use it);
+    ``full_batch`` makes the lab step it on the whole training set (batch gradient descent).
     """
 
     factory: Callable[..., Optimizer]
@@ -53,11 +54,13 @@ class Entry:
     search_space: tuple[Hyperparameter, ...]
     example_lr: float
     preset: dict[str, Any] = field(default_factory=dict)
+    full_batch: bool = False
 
 
 CATALOG: dict[str, Entry] = {
-    "gd": Entry(aliases.SGD, "gradient descent: p -= lr * g (the lab steps it on the full batch)", PLAIN_SGD, 0.1),
-    "sgd": Entry(aliases.SGD, "torch.optim.SGD: optional momentum, dampening, Nesterov, L2", PLAIN_SGD, 0.1),
+    "gd": Entry(aliases.SGD, "gradient descent: p -= lr * g on the full batch (the lab's whole training set)",
+                PLAIN_SGD, 0.1, full_batch=True),
+    "sgd": Entry(aliases.SGD, "stochastic gradient descent (torch.optim.SGD) on minibatches", PLAIN_SGD, 0.1),
     "momentum": Entry(aliases.SGD, "heavy-ball momentum: v = 0.9 v + g; p -= lr * v", MOMENTUM_SGD, 0.01,
                       {"momentum": 0.9}),
     # EMA momentum averages gradients, so its steps are plain-SGD sized.

@@ -60,22 +60,31 @@ def bench(
     out: Annotated[Path, typer.Option(help="Output directory for the store and the report.")] = DEFAULT_OUT,
     sampler: Annotated[str, typer.Option(help="Tuning sampler: qmc or tpe.")] = "qmc",
     workers: Annotated[int, typer.Option(help="Worker processes on this machine.")] = min(os.cpu_count() or 1, 2),
+    problem_file: Annotated[Optional[list[Path]], typer.Option(
+        help="A Python file defining PROBLEMS (optimlab.lab.define_problem); repeatable.")] = None,
+    optimizer_file: Annotated[Optional[list[Path]], typer.Option(
+        help="A Python file defining OPTIMIZERS = {label: (factory, {'lr': (low, high)})}; repeatable.")] = None,
+    rank_by: Annotated[str, typer.Option(help="steps (default; machine-independent) or time.")] = "steps",
 ) -> None:
     """Tune and rerun every optimizer on every problem, then write the report. Re-run to resume."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    from optimlab.lab.report import report_from_store
     from optimlab.lab import store, sweep
-    from optimlab.lab.optimizers import check_optimizers, from_catalog, optimizer_names
-    from optimlab.lab.problems import get_problem, get_suite
+    from optimlab.lab.optimizers import optimizer_names
+    from optimlab.lab.problems import get_suite
+    from optimlab.lab.user import Sources
 
     try:
+        _check_rank_by(rank_by)
+        sources = Sources(tuple(map(str, problem_file or ())), tuple(map(str, optimizer_file or ())))
         chosen_suite = get_suite(suite or "quick")
-        problem_names = _names(problems) or list(chosen_suite.problems)
+        user_problems = [name for path in sources.problem_files for name in _user_problems(path)]
+        problem_names = _names(problems) or user_problems or list(chosen_suite.problems)
         for name in problem_names:
-            get_problem(name)
-        optimizer_list = check_optimizers(_names(optimizers) or optimizer_names())
+            sources.problem(name)
+        optimizer_list = _names(optimizers) or [*sources.user_candidates(), *optimizer_names()]
+        optimizer_list = [sources.candidate(name).label for name in optimizer_list]
         plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds, sampler=sampler)
         url = storage or store.default_storage(out)
         store.open_storage(url)
@@ -85,30 +94,63 @@ def bench(
         _fail("give either --problems or --suite, not both")
     pairs = [(p, o) for p in problem_names for o in optimizer_list]
     total = len(pairs) * (plan.trials + plan.seeds)
-    done = sweep.count_runs(url, [(get_problem(p), from_catalog(o)) for p, o in pairs], plan)
+    done = sweep.count_runs(url, sweep.resolve(pairs, sources), plan)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns) as progress:
         task = progress.add_task("sweep", total=total, completed=done)
         on_run = lambda problem, optimizer: progress.update(task, advance=1, description=f"{problem} / {optimizer}")
-        sweep.run_parallel(url, pairs, plan, workers=workers, on_run=on_run)
-    paths = report_from_store(url, out)
+        sweep.run_parallel(url, pairs, plan, workers=workers, on_run=on_run, sources=sources)
+    paths = _write_report(url, out, rank_by, sources)
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}\nstore: {url}")
+
+
+def _check_rank_by(rank_by: str) -> None:
+    if rank_by not in ("steps", "time"):
+        raise ValueError(f"rank-by must be steps or time, got {rank_by!r}")
+
+
+def _user_problems(path: str) -> list[str]:
+    from optimlab.lab.user import load_problems
+
+    return list(load_problems(path))
+
+
+def _write_report(url: str, out: Path, rank_by: str, sources) -> dict:
+    """The report from the store; ranking by time measures (or reuses) interleaved step times."""
+    from optimlab.lab import timing
+    from optimlab.lab.report import write_report
+    from optimlab.lab.results import load_results
+
+    results = load_results(url)
+    if rank_by == "time":
+        results.with_step_times(timing.ensure(out, results, sources.problem, sources.candidate))
+    return write_report(results, out)
 
 
 @app.command()
 def report(
     storage: Annotated[Optional[str], typer.Option(help="Optuna RDB URL (default sqlite:///OUT/optimlab.db).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory for the report.")] = DEFAULT_OUT,
+    rank_by: Annotated[str, typer.Option(help="steps (default; machine-independent) or time.")] = "steps",
+    problem_file: Annotated[Optional[list[Path]], typer.Option(
+        help="The problem files the sweep used (needed to measure step times with --rank-by time).")] = None,
+    optimizer_file: Annotated[Optional[list[Path]], typer.Option(
+        help="The optimizer files the sweep used (needed with --rank-by time).")] = None,
 ) -> None:
-    """Rebuild the report (HTML, Markdown, PNGs) from the store alone."""
-    from optimlab.lab.report import report_from_store
+    """Rebuild the report (HTML, Markdown, PNGs, results.json/csv) from the store alone."""
     from optimlab.lab import store
+    from optimlab.lab.user import Sources
 
     url = storage or store.default_storage(out)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         _fail(f"no store at {url}; run `optimlab bench --out {out}` first or pass --storage")
-    paths = report_from_store(url, out)
+    try:
+        _check_rank_by(rank_by)
+        sources = Sources(tuple(map(str, problem_file or ())), tuple(map(str, optimizer_file or ())))
+        paths = _write_report(url, out, rank_by, sources)
+    except ValueError as error:
+        _fail(str(error))
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}")
 
 

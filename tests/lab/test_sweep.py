@@ -1,15 +1,11 @@
-"""A tiny sweep end to end: the report's tables match the numbers stored in the SQLite file."""
+"""A tiny sweep end to end: every trial of the budget finishes, divergence is stored, re-runs run nothing."""
 
-import json
-import sqlite3
-import statistics
 
 import optuna
 import pytest
 
 from optimlab.lab.report import report_from_store
 from optimlab.lab import store, sweep
-from optimlab.lab.problems import get_problem
 
 PROBLEMS = ("saddle", "logreg_breast_cancer")
 OPTIMIZERS = ("sgd", "adam")
@@ -23,58 +19,6 @@ def swept(tmp_path_factory):
     sweep.run_parallel(url, [(p, o) for p in PROBLEMS for o in OPTIMIZERS], PLAN, workers=1)
     paths = report_from_store(url, out)
     return out, url, paths
-
-
-def _stored_runs(db_path):
-    """(problem, optimizer, stage) -> [(trial number, state, run dict)], straight from SQLite."""
-    con = sqlite3.connect(db_path)
-    rows = con.execute(
-        "SELECT s.study_name, t.number, t.state, a.value_json FROM trials t "
-        "JOIN studies s ON s.study_id = t.study_id "
-        "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'run' "
-        "WHERE t.state IN ('COMPLETE', 'FAIL') ORDER BY t.number").fetchall()
-    con.close()
-    runs = {}
-    for name, number, state, value in rows:
-        runs.setdefault(tuple(name.split("/")), []).append((number, state, json.loads(value)))
-    return runs
-
-
-def _markdown_rows(summary: str, problem: str) -> dict[str, list[str]]:
-    section = summary.split(f"## {problem}\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
-    return {cells[1].strip(): [c.strip() for c in cells] for cells in rows[1:]}
-
-
-def test_report_tables_match_the_store(swept):
-    out, url, paths = swept
-    assert paths["html"].exists() and paths["markdown"].exists()
-    runs = _stored_runs(out / "optimlab.db")
-    summary = paths["markdown"].read_text()
-    html = paths["html"].read_text()
-    for problem in PROBLEMS:
-        spec = get_problem(problem).spec
-        rows = _markdown_rows(summary, problem)
-        assert set(rows) == set(OPTIMIZERS)
-        for optimizer in OPTIMIZERS:
-            tuning = runs[(problem, optimizer, "tune")][: PLAN.trials]
-            assert len(tuning) == PLAN.trials
-            completed = [(n, r) for n, state, r in tuning if state == "COMPLETE"]
-            pick = max if spec.higher_is_better else min
-            best = pick(completed, key=lambda nr: (nr[1]["metric"][-1], -nr[0] if pick is max else nr[0]))[1]
-            reruns = [r for _, _, r in runs[(problem, optimizer, "seeds")] if r["hparams"] == best["hparams"]]
-            assert sorted(r["seed"] for r in reruns) == list(PLAN.seed_values)
-            finals = [r["metric"][-1] for r in reruns if r["diverged_at"] is None]
-            row = rows[optimizer]
-            assert row[2] == f"{best['hparams']['lr']:.3g}"
-            assert row[3].startswith(f"{statistics.fmean(finals):.4g} ± {statistics.stdev(finals):.2g}")
-            reached = sum(r["steps_to_target"] is not None for r in reruns)
-            assert row[4] == f"{reached}/{PLAN.seeds}"
-            diverged = sum(r["diverged_at"] is not None for _, _, r in tuning)
-            assert row[9] == f"{diverged}/{PLAN.trials}"
-            assert f"<td>{optimizer}</td>" in html
-    for png in ("performance_profile", "saddle_trajectories", "saddle_curves", "logreg_breast_cancer_lr_sensitivity"):
-        assert (out / "plots" / f"{png}.png").stat().st_size > 1000
 
 
 def test_divergent_trials_are_failed_with_their_step(swept):

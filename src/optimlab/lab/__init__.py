@@ -5,11 +5,14 @@ Needs the ``lab`` extras (optuna, matplotlib, scikit-learn, mnist1d, typer, rich
 """
 
 from .compare import compare
+from .optimizers import Candidate
+from .user import candidate, define_problem
 from .problems import PROBLEMS, SUITES, Problem, ProblemSpec, get_problem
 from .report import report_from_store, write_report
 from .results import Results, load_results
 from .runner import RunRecord, run
 from .sweep import Plan, run_parallel
 
-__all__ = ["PROBLEMS", "SUITES", "Plan", "Problem", "ProblemSpec", "Results", "RunRecord", "compare",
-           "get_problem", "load_results", "report_from_store", "run", "run_parallel", "write_report"]
+__all__ = ["PROBLEMS", "SUITES", "Candidate", "Plan", "Problem", "ProblemSpec", "Results", "RunRecord", "candidate",
+           "compare", "define_problem", "get_problem", "load_results", "report_from_store", "run", "run_parallel",
+           "write_report"]

@@ -27,11 +27,13 @@ FIXED_OPTIONS: dict[str, dict[str, Any]] = {"muon": {"ns_dtype": torch.float32}}
 @dataclass(frozen=True)
 class Candidate:
     """One optimizer configuration the lab tunes: ``factory(params, **hparams)`` with the
-    hyperparameters of ``space`` drawn by the sweep. ``label`` names it in the store and report."""
+    hyperparameters of ``space`` drawn by the sweep. ``label`` names it in the store and report;
+    ``full_batch`` steps it on the whole training set instead of minibatches."""
 
     label: str
     factory: Callable[..., torch.optim.Optimizer]
     space: tuple[Hyperparameter, ...]
+    full_batch: bool = False
 
     def make(self, params, hparams: Mapping[str, float]) -> torch.optim.Optimizer:
         return self.factory(params, **hparams)
@@ -46,7 +48,8 @@ def from_catalog(name: str) -> Candidate:
     key = name.lower()
     if key not in CATALOG:
         raise ValueError(unknown_name("optimizer", name, CATALOG))
-    return Candidate(key, functools.partial(_create_for_lab, key), CATALOG[key].search_space)
+    entry = CATALOG[key]
+    return Candidate(key, functools.partial(_create_for_lab, key), entry.search_space, entry.full_batch)
 
 
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> str:
@@ -59,11 +62,3 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> str:
 
 def optimizer_names() -> tuple[str, ...]:
     return tuple(CATALOG)
-
-
-def check_optimizers(names: Iterable[str]) -> list[str]:
-    """The names lower-cased, or a ValueError naming the bad one and listing the valid ones."""
-    checked = [from_catalog(name).label for name in names]
-    if not checked:
-        raise ValueError(f"no optimizers given; valid optimizers: {', '.join(CATALOG)}")
-    return checked

@@ -1,5 +1,6 @@
-"""The report: a ranked table, figures and a plain-language recommendation per problem, written
-as a self-contained HTML page, a Markdown summary and PNG files."""
+"""The report: a leaderboard and the run's metadata, then per problem a recommendation, a ranked
+table and figures; written as a self-contained HTML page, a Markdown summary, PNG files and the
+machine-readable results.json / results.csv (see `export`)."""
 
 from __future__ import annotations
 
@@ -8,79 +9,83 @@ import html
 import math
 from pathlib import Path
 
-from . import plots
+from . import export, plots
+from .advice import flags, megabytes, number, recommendation, setting, span
+from .files import atomic_write_text
 from .problems.test_functions import FUNCTIONS
-from .results import OptimizerResult, ProblemResult, Results, load_results
+from .results import ProblemResult, Results, load_results
+from .timing import UNIT
 
-COLUMNS = ("rank", "optimizer", "best lr", "final metric (mean ± std)", "seeds reaching target",
-           "steps to target", "time to target (s)", "step time (ms)", "state (MB)", "diverged in tuning")
-
-
-def _number(value: float, digits: int = 4) -> str:
-    if math.isnan(value):
-        return "–"
-    return "not reached" if math.isinf(value) else f"{value:.{digits}g}"
+COLUMNS = ("rank", "optimizer", "setting", "steps to target", "seeds holding target", "final metric",
+           "optimizer FLOPs / model FLOPs", "step time (ms)", "state", "diverged in tuning", "flags")
+LEADERBOARD_COLUMNS = ("optimizer", "score", "wins", "median rank", "problems")
 
 
 def table_rows(problem: ProblemResult) -> list[dict[str, str]]:
+    ranks = problem.ranks()
     rows = []
-    for rank, result in enumerate(problem.ranking(), start=1):
-        n = len(result.reruns)
-        final = (f"{_number(result.final_mean)} ± {_number(result.final_std, 2)}" if result.final_metrics
-                 else "all diverged")
+    for result in problem.ranking():
+        if result.final_metrics:
+            final, spread = number(result.final_median, 4), span(result.final_interval, 4)
+            final += f" [{spread}]" if "–" in spread else ""
+        else:
+            final = "all diverged"
         if result.diverged_reruns:
-            final += f" ({result.diverged_reruns}/{n} seeds diverged)"
+            final += f" ({result.diverged_reruns}/{result.seeds} seeds diverged)"
+        steps = number(result.steps_to_target)
+        if result.tier == 0 and span(result.steps_interval) != steps:
+            steps += f" [{span(result.steps_interval)}]"
+        held = f"{result.seeds_held}/{result.seeds}"
+        step_time = number(result.mean_step_time * 1e3)
+        if result.step_time is not UNIT:  # ranked by time: the interleaved measurement, and steps x it
+            timed = result.step_time
+            step_time = f"{number(timed.median * 1e3)} [{number(timed.low * 1e3)}–{number(timed.high * 1e3)}]"
+            steps += f" = {number(result.cost_to_target * 1e3)} ms"
         rows.append(dict(zip(COLUMNS, (
-            str(rank), result.optimizer,
-            _number(result.best_hparams["lr"], 3) if result.best_hparams else "–",
-            final, f"{result.reached}/{n}", _number(result.steps_to_target), _number(result.time_to_target, 3),
-            _number(result.mean_step_time * 1e3, 3), _number(result.state_mb, 3),
-            f"{result.diverged_tuning}/{len(result.tuning)}"))))
+            str(ranks[result.optimizer]), result.optimizer, setting(result), steps, held, final,
+            f"{result.step_cost:.2f}" if result.step_cost else "0", step_time,
+            megabytes(result.state_mb), f"{result.diverged_tuning}/{len(result.tuning)}",
+            "; ".join(flags(result))))))
     return rows
 
 
-def _describe(result: OptimizerResult) -> str:
-    spec = result.spec
-    lr = f"lr {result.best_hparams['lr']:.3g}"
-    final = f"final {spec.metric} {_number(result.final_mean)} ± {_number(result.final_std, 2)}"
-    if result.reached:
-        return (f"{lr}; reached {spec.metric} {'≥' if spec.higher_is_better else '≤'} {spec.target:g} on "
-                f"{result.reached}/{len(result.reruns)} seeds, median {_number(result.steps_to_target)} steps "
-                f"({_number(result.time_to_target, 3)} s); {final}")
-    return f"{lr}; did not reach the target on most seeds; {final}"
+def leaderboard_rows(results: Results) -> list[dict[str, str]]:
+    return [dict(zip(LEADERBOARD_COLUMNS, (row.optimizer, f"{row.score:.3f}", str(row.wins),
+                                           number(row.median_rank), str(row.problems))))
+            for row in results.leaderboard()]
 
 
-def recommendation(problem: ProblemResult) -> str:
-    """A few plain sentences: what to use, the runner-up, and what to avoid."""
-    ranked = [r for r in problem.ranking() if r.final_metrics]
-    if not ranked:
-        return "Every optimizer diverged at every learning rate tried: widen the search space or lower the rates."
-    best = ranked[0]
-    text = [f"Use **{best.optimizer}** ({_describe(best)})."]
-    if len(ranked) > 1:
-        text.append(f"Runner-up: **{ranked[1].optimizer}** ({_describe(ranked[1])}).")
-    if not best.reached and problem.spec.target is not None:
-        text.append(f"No optimizer reached the target {problem.spec.target:g} within {problem.spec.steps} steps "
-                    "on most seeds, so this ranking is by final metric; a larger step budget may change it.")
-    robust = max(ranked, key=lambda r: (r.tuning_reaching_target, -r.diverged_tuning))
-    if robust.tuning_reaching_target:
-        text.append(f"Least sensitive to the learning rate: **{robust.optimizer}**, which reached the target with "
-                    f"{robust.tuning_reaching_target} of its {len(robust.tuning)} tried learning rates.")
-    fragile = [r.optimizer for r in problem.optimizers.values() if r.tuning and r.diverged_tuning == len(r.tuning)]
-    if fragile:
-        text.append(f"Diverged at every tried learning rate: {', '.join(fragile)}.")
-    return " ".join(text)
+def meta_lines(results: Results) -> list[str]:
+    """The record of how the results were made: command, budget, versions, machine, date."""
+    plan, meta = results.plan, results.plan.get("meta", {})
+    runs = [r for p in results.problems.values() for o in p.optimizers.values() for r in o.tuning + o.reruns]
+    lines = []
+    if meta.get("command"):
+        lines.append(f"command: {meta['command']}")
+    if plan:
+        lines.append(f"budget per (problem, optimizer): {plan.get('trials')} trials x {plan.get('studies', 1)} "
+                     f"studies, then {plan.get('seeds')} seeds; sampler {plan.get('sampler', 'qmc')}")
+    for key in ("versions", "cpu", "threads", "started"):
+        if meta.get(key):
+            value = meta[key]
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else value
+            lines.append(f"{key}: {value}")
+    lines.append(f"{len(runs)} runs, {sum(r.train_time for r in runs):.0f} s of training in all")
+    lines.append("ranked by " + ("time to target: steps to target x step time measured interleaved "
+                                 "(OUT/step_times.json)" if results.rank_by == "time" else
+                                 "steps to target (machine-independent; step times are shown, not ranked by)"))
+    return lines
 
 
-def _markdown_table(rows: list[dict[str, str]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(row[c] for c in COLUMNS) + " |" for row in rows]
+def _markdown_table(columns, rows: list[dict[str, str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _html_table(rows: list[dict[str, str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(row[c])}</td>" for c in COLUMNS) + "</tr>" for row in rows)
+def _html_table(columns, rows: list[dict[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(row[c])}</td>" for c in columns) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -94,30 +99,43 @@ def _html_paragraph(markdown: str) -> str:
     return "<p>" + "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts)) + "</p>"
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px}
-th{background:#f0f0f0}tr:nth-child(even){background:#fafafa}img{max-width:100%;display:block;margin:0.5em 0}
-.rec{background:#eef6ee;border-left:4px solid #4a4;padding:0.5em 1em}h2{border-bottom:1px solid #ddd}"""
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
+td{white-space:nowrap}td:last-child{white-space:normal;min-width:16em}th{background:#f0f0f0}tr:nth-child(even){background:#fafafa}img{max-width:100%;display:block;margin:0.5em 0}
+.rec{background:#eef6ee;border-left:4px solid #4a4;padding:0.5em 1em}h2{border-bottom:1px solid #ddd;margin-top:2em}
+.meta{font-size:12px;color:#555;background:#f7f7f7;padding:0.5em 1em;font-family:ui-monospace,monospace}
+nav a{margin-right:1em}"""
+
+_PROTOCOL = ("Each optimizer's hyperparameters are tuned with an equal budget on a validation split (several "
+             "independent studies; the median study's best setting counts), then that setting is rerun over "
+             "several seeds on the test split. Ranks come from steps to a held target (then final metric), never "
+             "from wall-clock time; optimizers within each other's noise share a rank. See docs/lab.md.")
+
+_LEADERBOARD = ("Score: AlgoPerf's benchmark score, the performance profile on steps to target integrated up to "
+                f"r_max = 4 (1 = best on every problem). Wins: problems on which it shares rank 1.")
 
 
 def write_report(results: Results, out_dir: str | Path) -> dict[str, Path]:
-    """Write report.html, summary.md and plots/*.png under ``out_dir``; returns their paths."""
+    """Write report.html, summary.md, results.json, results.csv and plots/*.png under ``out_dir``
+    (each file written whole or not at all); returns their paths."""
     out = Path(out_dir)
     figures = out / "plots"
     figures.mkdir(parents=True, exist_ok=True)
-    markdown = ["# optimlab report", ""]
-    page = [f"<h1>optimlab report</h1><p>{len(results.problems)} problems, {len(results.optimizers)} optimizers. "
-            "Protocol: learning rate tuned with an equal trial budget per optimizer on a validation split; "
-            "the best setting rerun over several seeds on the test split (see docs/lab.md).</p>"]
+    meta = meta_lines(results)
+    markdown = ["# optimlab report", "", *[f"    {line}" for line in meta], ""]
+    page = ["<h1>optimlab report</h1>", f'<div class="meta">{"<br>".join(map(html.escape, meta))}</div>',
+            f"<p>{len(results.problems)} problems, {len(results.optimizers)} optimizers. {html.escape(_PROTOCOL)}</p>"]
     if not results.problems:
         markdown.append("No finished runs in the store yet.")
         page.append("<p>No finished runs in the store yet.</p>")
     else:
+        board = leaderboard_rows(results)
         profile = plots.performance_profile(results, figures / "performance_profile.png")
-        markdown += ["## Performance profile", "", f"![performance profile](plots/{profile.name})", ""]
-        page += ["<h2>Performance profile</h2>", "<p>For each optimizer, the fraction of problems on which its "
-                 "median time to target is within a factor tau of the fastest optimizer's (AlgoPerf).</p>",
-                 _html_image(profile)]
+        markdown += ["## Leaderboard", "", _LEADERBOARD, "", _markdown_table(LEADERBOARD_COLUMNS, board), "",
+                     f"![performance profile](plots/{profile.name})", ""]
+        links = "".join(f'<a href="#{html.escape(name)}">{html.escape(name)}</a>' for name in results.problems)
+        page += [f"<nav>{links}</nav>", "<h2>Leaderboard</h2>", f"<p>{html.escape(_LEADERBOARD)}</p>",
+                 _html_table(LEADERBOARD_COLUMNS, board), _html_image(profile)]
     for name, problem in results.problems.items():
         spec = problem.spec
         rows = table_rows(problem)
@@ -129,15 +147,16 @@ def write_report(results: Results, out_dir: str | Path) -> dict[str, Path]:
                   plots.sensitivity(problem, figures / f"{name}_lr_sensitivity.png")]
         if name in FUNCTIONS:
             images.append(plots.trajectories(problem, figures / f"{name}_trajectories.png"))
-        markdown += [f"## {name}", "", about, "", f"**Recommendation.** {advice}", "", _markdown_table(rows), ""]
+        markdown += [f"## {name}", "", about, "", f"**Recommendation.** {advice}", "", _markdown_table(COLUMNS, rows), ""]
         markdown += [f"![{p.stem}](plots/{p.name})" for p in images] + [""]
         page += [f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>', f"<p>{html.escape(about)}</p>",
-                 f'<div class="rec">{_html_paragraph("Recommendation. " + advice)}</div>', _html_table(rows)]
+                 f'<div class="rec">{_html_paragraph("Recommendation. " + advice)}</div>', _html_table(COLUMNS, rows)]
         page += [_html_image(p) for p in images]
-    paths = {"html": out / "report.html", "markdown": out / "summary.md", "plots": figures}
-    paths["markdown"].write_text("\n".join(markdown) + "\n")
-    paths["html"].write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>optimlab report</title>"
-                             f"<style>{_STYLE}</style></head><body>{''.join(page)}</body></html>\n")
+    paths = {"html": out / "report.html", "markdown": out / "summary.md", "plots": figures,
+             **export.write(results, out)}
+    atomic_write_text(paths["markdown"], "\n".join(markdown) + "\n")
+    atomic_write_text(paths["html"], f"<!doctype html><html><head><meta charset='utf-8'><title>optimlab report</title>"
+                                     f"<style>{_STYLE}</style></head><body>{''.join(page)}</body></html>\n")
     return paths
 
 

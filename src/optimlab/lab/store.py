@@ -136,7 +136,7 @@ class PairRecords:
     """Everything the store holds of one (problem, optimizer): what the verdict is built from.
 
     ``tuning[s]`` is study ``s``'s finished tuning runs in point order, cut to the budget;
-    ``reruns`` the finished seed reruns of the chosen setting, by seed; ``plan`` the budget the
+    ``reruns[s]`` the finished seed reruns of study ``s``'s best setting, by seed; ``plan`` the budget the
     sweep ran with (``trials``, ``seeds``, ``studies``, ``sampler``...).
     """
 
@@ -144,7 +144,7 @@ class PairRecords:
     optimizer: str
     plan: dict
     tuning: list[list[RunRecord]]
-    reruns: list[RunRecord]
+    reruns: list[list[RunRecord]]
 
 
 def load_pairs(url: str) -> list[PairRecords]:
@@ -175,5 +175,5 @@ def load_pairs(url: str) -> list[PairRecords]:
                     reruns.setdefault(record.seed, record)
         plan = {"trials": tune.user_attrs["budget"], "studies": 1,
                 "seeds": studies["seeds"].user_attrs["budget"] if "seeds" in studies else 0}
-        pairs.append(PairRecords(spec, optimizer, plan, tuning, [reruns[s] for s in sorted(reruns)]))
+        pairs.append(PairRecords(spec, optimizer, plan, tuning, [[reruns[s] for s in sorted(reruns)]]))
     return pairs

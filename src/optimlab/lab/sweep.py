@@ -16,8 +16,9 @@ import torch
 from optuna.trial import TrialState
 
 from . import store
-from .problems import Problem, get_problem
-from .optimizers import Candidate, from_catalog
+from .problems import Problem
+from .optimizers import Candidate
+from .user import Sources
 from .runner import run
 from .selection import best_setting
 
@@ -33,10 +34,13 @@ class Plan:
 
     trials: int
     seeds: int
+    studies: int = 1
     sampler: str = "qmc"
     sampler_seed: int = 0
 
     def __post_init__(self):
+        if self.studies != 1:
+            raise ValueError(f"studies must be 1 with this store, got {self.studies}")
         if self.trials < 1:
             raise ValueError(f"trials must be >= 1, got {self.trials}")
         if self.seeds < 1:
@@ -131,15 +135,22 @@ def count_runs(storage_url: str, pairs: Sequence[tuple[Problem, Candidate]], pla
     return sum(PairSweep(storage, problem, optimizer, plan).runs_done() for problem, optimizer in pairs)
 
 
-def _worker(storage_url: str, names: list[tuple[str, str]], plan: Plan, threads: int, events) -> None:
+def resolve(names: Sequence[tuple[str, str]], sources: Sources) -> list[tuple[Problem, Candidate]]:
+    """(problem, optimizer) names as the objects they name: built in or from the user's files."""
+    return [(sources.problem(problem), sources.candidate(optimizer)) for problem, optimizer in names]
+
+
+def _worker(storage_url: str, names: list[tuple[str, str]], plan: Plan, threads: int, events,
+            sources: Sources) -> None:
     torch.set_num_threads(threads)
-    pairs = [(get_problem(problem), from_catalog(optimizer)) for problem, optimizer in names]
+    pairs = resolve(names, sources)
     run_pairs(storage_url, pairs, plan, on_run=lambda problem, optimizer: events.put((problem, optimizer)))
 
 
 def run_parallel(storage_url: str, names: Sequence[tuple[str, str]], plan: Plan, workers: int,
-                 on_run: OnRun | None = None) -> None:
-    """Registry problems over ``workers`` processes, each taking every workers-th pair.
+                 on_run: OnRun | None = None, sources: Sources = Sources()) -> None:
+    """Named (problem, optimizer) pairs over ``workers`` processes, each taking every workers-th
+    pair; ``sources`` adds the user's problem and optimizer files to the registries.
 
     With one worker it runs in this process. Several *commands* (on several machines) may also
     share one storage URL; they then split trials through the store.
@@ -149,11 +160,11 @@ def run_parallel(storage_url: str, names: Sequence[tuple[str, str]], plan: Plan,
     threads = max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
         torch.set_num_threads(threads)
-        run_pairs(storage_url, [(get_problem(p), from_catalog(o)) for p, o in names], plan, on_run)
+        run_pairs(storage_url, resolve(names, sources), plan, on_run)
         return
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    processes = [context.Process(target=_worker, args=(storage_url, list(names[i::workers]), plan, threads, events))
+    processes = [context.Process(target=_worker, args=(storage_url, list(names[i::workers]), plan, threads, events, sources))
                  for i in range(workers)]
     for process in processes:
         process.start()

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 SPLITS = ("validation", "test")
+DIVERGENCE_FACTOR = 100.0
 
 
 @dataclass
@@ -38,6 +39,14 @@ class ProblemSpec:
     steps: int
     batch_size: int | None
     eval_every: int
+    #: a run has diverged once its training loss exceeds this many times max(|initial loss|, 1)
+    divergence_factor: float = DIVERGENCE_FACTOR
+    #: examples per full-batch ("gd") step: the whole training set, or a fixed subset this large
+    full_batch_size: int | None = None
+
+    def divergence_bound(self, initial_loss: float) -> float:
+        """The training loss above which a run counts as diverged."""
+        return self.divergence_factor * max(abs(initial_loss), 1.0)
 
     def reached(self, value: float) -> bool:
         """Whether a metric value meets the target."""
@@ -50,20 +59,23 @@ class ProblemSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProblemSpec":
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+        # stores written before a field existed take its default
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A registry entry: the spec plus ``build(seed, split) -> Task``.
+    """A registry entry: the spec plus ``build(seed, split, full_batch) -> Task``.
 
     ``split`` is "validation" (train on the training part, judge on a validation part carved
     from it: used while tuning) or "test" (train on all training data, judge on the test set:
-    used for the final seeded reruns). Building is deterministic given the seed.
+    used for the final seeded reruns). ``full_batch`` makes every step use the whole training
+    set (up to ``spec.full_batch_size`` examples) instead of a minibatch: gradient descent as
+    opposed to stochastic gradient descent. Building is deterministic given the seed.
     """
 
     spec: ProblemSpec
-    build: Callable[[int, str], Task]
+    build: Callable[[int, str, bool], Task]
 
     @property
     def name(self) -> str:

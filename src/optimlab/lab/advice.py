@@ -1,0 +1,123 @@
+"""The verdict in words: numbers to sensible digits, the flags a result carries, and the
+recommendation built from a problem's rank groups (all of it from the deterministic record)."""
+
+from __future__ import annotations
+
+import math
+
+from .results import COSTLY_STEP, OptimizerResult, ProblemResult
+
+
+def number(value: float, digits: int = 3) -> str:
+    """``digits`` significant digits; "–" for NaN, "not reached" for inf; integers as integers."""
+    if value is None or math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "not reached"
+    if float(value).is_integer() and abs(value) < 10**digits:
+        return str(int(value))
+    return f"{value:.{digits}g}"
+
+
+def span(interval: tuple[float, float], digits: int = 3) -> str:
+    """"12" for a point, "12–30" for a range, "12–∞" when the worst never got there."""
+    low, high = (number(v, digits) if not math.isinf(v) else "∞" for v in interval)
+    return low if low == high else f"{low}–{high}"
+
+
+def megabytes(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    for unit, size in (("MB", 1.0), ("kB", 2**-10)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value * 2**20:.3g} B"
+
+
+def setting(result: OptimizerResult) -> str:
+    if result.best_hparams is None:
+        return "–"
+    return ", ".join(f"{name} {number(value)}" for name, value in result.best_hparams.items())
+
+
+def flags(result: OptimizerResult) -> list[str]:
+    """What makes a result less trustworthy than its rank says."""
+    found = []
+    if result.fragile:
+        found.append(f"fragile: diverged in {result.diverged_tuning}/{len(result.tuning)} tuning runs")
+    found += [f"{edge}: the best setting may lie outside it" for edge in result.edges]
+    if result.seeds_touched:
+        found.append(f"{result.seeds_touched}/{result.seeds} seeds touched the target but ended below it")
+    return found
+
+
+def _and(names: list[str]) -> str:
+    bold = [f"**{n}**" for n in names]
+    return bold[0] if len(bold) == 1 else ", ".join(bold[:-1]) + " and " + bold[-1]
+
+
+def _describe(result: OptimizerResult) -> str:
+    spec = result.spec
+    final = f"final {spec.metric} {number(result.final_median, 4)}"
+    if result.holds_target:
+        sign = "≥" if spec.higher_is_better else "≤"
+        return (f"{setting(result)}; held {spec.metric} {sign} {spec.target:g} on {result.seeds_held}/{result.seeds} "
+                f"seeds, median {number(result.steps_to_target)} steps to the target "
+                f"({span(result.steps_interval)} over seeds and studies); {final}")
+    return f"{setting(result)}; did not hold the target on half its seeds; {final}"
+
+
+def _why_chosen(chosen: OptimizerResult, group: list[OptimizerResult]) -> str:
+    """Which of `OptimizerResult.cheapness`'s criteria put ``chosen`` ahead of those ranked before it."""
+    ahead = group[: group.index(chosen)]
+    if not ahead:
+        return "comes first by median steps to the target"
+    if any(r.fragile for r in ahead):
+        return "is the most robust of them (the others diverged in most of their tuning runs)"
+    if any(r.edges for r in ahead):
+        return "is the first whose best setting lies inside its searched range"
+    if all(chosen.optimizer_flops < r.optimizer_flops for r in ahead):
+        return "has the cheapest step (fewest FLOPs)"
+    return "has the cheapest step (least optimizer state)"
+
+
+def _cost_note(result: OptimizerResult) -> str | None:
+    if result.step_cost <= COSTLY_STEP:
+        return None
+    return (f"{result.optimizer}'s step adds {result.step_cost:.2g}x the model's forward and backward FLOPs "
+            "in matrix products, so per step it costs more than an elementwise optimizer")
+
+
+def recommendation(problem: ProblemResult) -> str:
+    """Plain sentences from the verdict: what to use, how sure, what to watch for, what is next."""
+    groups = problem.groups()
+    if not groups or all(r.tier == 2 for r in groups[0]):
+        return "Every optimizer diverged at every setting tried: widen the search space or lower the rates."
+    chosen = problem.recommended()
+    spec = problem.spec
+    text = []
+    if chosen is None:
+        best = [r.optimizer for r in groups[0]]
+        target = "its target" if spec.target is None else f"the target {spec.target:g}"
+        text.append(f"No optimizer held {target} on half of its seeds within {spec.steps} steps, so the answer is "
+                    f"uncertain; by final {spec.metric} the best {'group is' if len(best) > 1 else 'is'} "
+                    f"{_and(best)} ({_describe(groups[0][0])}). A larger step budget may change this.")
+        return " ".join(text)
+    group = groups[0]
+    text.append(f"Use **{chosen.optimizer}** ({_describe(chosen)}).")
+    if len(group) > 1:
+        others = [r.optimizer for r in group if r is not chosen]
+        text.append(f"It is indistinguishable here from {_and(others)} (steps to the target within the noise of "
+                    f"seeds and studies); among them it {_why_chosen(chosen, group)}.")
+    for flag in flags(chosen):
+        text.append(f"Caution: {flag}.")
+    notes = [note for note in map(_cost_note, group) if note]
+    if notes:
+        text.append("Step cost: " + "; ".join(notes) + ".")
+    if len(groups) > 1 and groups[1][0].tier < 2:
+        runner_up = min(groups[1], key=OptimizerResult.cheapness)
+        text.append(f"Next: **{runner_up.optimizer}** (rank {problem.ranks()[runner_up.optimizer]}; {_describe(runner_up)}).")
+    fragile = [r.optimizer for r in problem.optimizers.values() if r.tuning and r.diverged_tuning == len(r.tuning)]
+    if fragile:
+        text.append(f"Diverged at every setting tried: {', '.join(fragile)}.")
+    return " ".join(text)

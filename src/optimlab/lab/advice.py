@@ -68,17 +68,23 @@ def _describe(result: OptimizerResult) -> str:
 
 
 def _why_chosen(chosen: OptimizerResult, group: list[OptimizerResult]) -> str:
-    """Which of `OptimizerResult.cheapness`'s criteria put ``chosen`` ahead of those ranked before it."""
+    """Why `OptimizerResult.cheapness` put ``chosen`` before the optimizers ranked ahead of it."""
     ahead = group[: group.index(chosen)]
     if not ahead:
-        return "comes first by median steps to the target"
-    if any(r.fragile for r in ahead):
-        return "is the most robust of them (the others diverged in most of their tuning runs)"
-    if any(r.edges for r in ahead):
-        return "is the first whose best setting lies inside its searched range"
-    if all(chosen.optimizer_flops < r.optimizer_flops for r in ahead):
-        return "has the cheapest step (fewest FLOPs)"
-    return "has the cheapest step (least optimizer state)"
+        return "it comes first by median steps to the target"
+    fragile = [r.optimizer for r in ahead if r.fragile]
+    edge = [r.optimizer for r in ahead if not r.fragile and r.edges]
+    costly = [r.optimizer for r in ahead if not r.fragile and not r.edges]
+    reasons = []
+    names = lambda found: _and(found).replace("**", "")
+    if fragile:
+        reasons.append(f"{names(fragile)} diverged in most of {'their' if len(fragile) > 1 else 'its'} tuning runs")
+    if edge:
+        reasons.append(f"the best setting of {names(edge)} lies at the edge of the searched range")
+    if costly:
+        reasons.append(f"{names(costly)} {'take' if len(costly) > 1 else 'takes'} a costlier step "
+                       "(more optimizer FLOPs or state)")
+    return "; ".join(reasons)
 
 
 def _cost_note(result: OptimizerResult) -> str | None:
@@ -108,9 +114,14 @@ def recommendation(problem: ProblemResult) -> str:
     if len(group) > 1:
         others = [r.optimizer for r in group if r is not chosen]
         text.append(f"It is indistinguishable here from {_and(others)} (steps to the target within the noise of "
-                    f"seeds and studies); among them it {_why_chosen(chosen, group)}.")
+                    f"seeds and studies); it is chosen among them because {_why_chosen(chosen, group)}.")
     for flag in flags(chosen):
         text.append(f"Caution: {flag}.")
+    if chosen.fragile or chosen.edges:
+        safer = [r for r in problem.ranking() if r.holds_target and not r.fragile and not r.edges]
+        if safer:
+            text.append(f"A safer choice: **{safer[0].optimizer}** (rank {problem.ranks()[safer[0].optimizer]}; "
+                        f"{_describe(safer[0])}).")
     notes = [note for note in map(_cost_note, group) if note]
     if notes:
         text.append("Step cost: " + "; ".join(notes) + ".")

@@ -43,7 +43,7 @@ def table_rows(problem: ProblemResult) -> list[dict[str, str]]:
             steps += f" = {number(result.cost_to_target * 1e3)} ms"
         rows.append(dict(zip(COLUMNS, (
             str(ranks[result.optimizer]), result.optimizer, setting(result), steps, held, final,
-            f"{result.step_cost:.2f}" if result.step_cost else "0", step_time,
+            number(result.step_cost, 2), step_time,
             megabytes(result.state_mb), f"{result.diverged_tuning}/{len(result.tuning)}",
             "; ".join(flags(result))))))
     return rows

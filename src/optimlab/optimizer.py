@@ -78,6 +78,8 @@ class Optimizer(torch.optim.Optimizer):
                 checks.boolean(option, group[option])
         if group.get("foreach") and group.get("fused"):
             raise ValueError("fused=True and foreach=True cannot be set together")
+        if group.get("fused"):
+            fused_engine.check(self.transform, group)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if not isinstance(param_group, dict):
@@ -158,7 +160,7 @@ class Optimizer(torch.optim.Optimizer):
         if not (fused is not False and fused_engine.step(
             self.transform, real_params, grads, buffers, group, step, force=bool(fused)
         )):
-            self.transform.apply(real_params, grads, buffers, group, step)
+            self.transform.apply(grads, buffers, real_params, group, step)
             for key, tensors in buffers.items():
                 for state, tensor in zip(states, tensors):
                     if tensor is not None:

@@ -11,7 +11,8 @@ Inside a snippet:
 * ``u`` is the running update of one element (read and assign it), ``p`` the
   parameter's value before the step (read it; only an ``apply`` snippet assigns it);
 * ``$name`` is a state buffer of the transform (one of ``buffers``, an lvalue) or a
-  per-step scalar (a key of the dict that ``scalars`` returns);
+  per-step scalar (a key of the dict that the transform's `~optimlab.Transform.coefficients`
+  returns: the numbers its eager `update` reads too, computed once per step);
 * the type of all of them is ``T`` (``float`` or ``double``, the tensors' dtype), and
   the helpers ``ABS``, ``FMA(a, b, c)`` (``a*b + c``, rounded once), ``lerp(a, b, w)``
   and ``maximum(a, b)`` (NaN-propagating) are defined;
@@ -42,18 +43,7 @@ select another snippet, and so another kernel, compiled once and cached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-#: scalars(hyperparams, step, state) -> {name: value}. ``state`` is the transform's own
-#: state (it may update non-elementwise state there, e.g. NAdam's product of momenta; it
-#: is called exactly once per step).
-Scalars = Callable[[Mapping[str, Any], int, Mapping[str, Any]], Mapping[str, float]]
-
-
-def _no_scalars(hyperparams, step, state):
-    return {}
 
 
 @dataclass(frozen=True)
@@ -61,14 +51,13 @@ class Elementwise:
     """One transform's update, as C statements over one element."""
 
     code: str
-    scalars: Scalars = _no_scalars
     buffers: tuple[str, ...] = ()
     #: statements that end a chain instead of ``code`` + ``p = p + u`` (e.g. ``p += -lr*u``).
     apply: str | None = None
     #: ``(name, expression)``: the per-step scalar ``$name`` is a C expression of
     #: ``norm``, the L2 norm of all the updates this part receives over the bucket (a
     #: global norm, computed by the kernel in a first pass over the gradients), and of
-    #: ``$scalars``. Allowed only where every earlier part `preserves_norm`.
+    #: ``$coefficients``. Allowed only where every earlier part `preserves_norm`.
     norm: tuple[str, str] | None = None
     #: ``u -> +-u``: the norm of the updates is unchanged.
     preserves_norm: bool = False

@@ -32,6 +32,16 @@ def moment_coefficients(betas: tuple[float, float]) -> dict[str, float]:
     return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2}
 
 
+def bias_corrected_coefficients(hyperparams: Mapping, step: int) -> dict[str, float]:
+    """`moment_coefficients`, Adam's bias corrections (the first, and the square root of
+    the second) and ``eps``: the per-step numbers of Adam's step."""
+    beta1, beta2 = hyperparams["betas"]
+    return {
+        **moment_coefficients((beta1, beta2)), "bias_correction1": 1 - beta1**step,
+        "sqrt_bias_correction2": math.sqrt(1 - beta2**step), "eps": hyperparams["eps"],
+    }
+
+
 def init_moments(params: TensorList) -> State:
     return {"exp_avg": params.zeros_like(), "exp_avg_sq": params.zeros_like()}
 
@@ -62,11 +72,7 @@ class scale_by_adam(Transform):
         return state
 
     def coefficients(self, hyperparams, step, state):
-        beta1, beta2 = hyperparams["betas"]
-        return {
-            **moment_coefficients((beta1, beta2)), "bias_correction1": 1 - beta1**step,
-            "sqrt_bias_correction2": math.sqrt(1 - beta2**step), "eps": hyperparams["eps"],
-        }
+        return bias_corrected_coefficients(hyperparams, step)
 
     def update(self, updates, state, params, hyperparams, step):
         k = self.coefficients(hyperparams, step, state)

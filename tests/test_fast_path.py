@@ -295,15 +295,12 @@ def test_auto_builds_the_kernel_only_where_it_pays(tmp_path, monkeypatch):
     assert engine.worthwhile([torch.zeros(100)] * 4, 10**6) is True
 
 
-@pytest.mark.parametrize("kind", ["non-contiguous", "float16", "sparse"])
+@pytest.mark.parametrize("kind", ["non-contiguous", "sparse"])
 def test_unsupported_tensors_fall_back_to_eager(kind):
     torch.manual_seed(0)
     if kind == "non-contiguous":
         make = lambda: [torch.randn(8, 6)[:, ::2].clone().t().requires_grad_()]  # noqa: E731
         make_grad = lambda p: torch.randn(p.shape[1], p.shape[0]).t()  # noqa: E731
-    elif kind == "float16":
-        make = lambda: [torch.randn(5, dtype=torch.float16, requires_grad=True)]  # noqa: E731
-        make_grad = lambda p: torch.randn_like(p)  # noqa: E731
     else:
         make = lambda: [torch.randn(10, 3, requires_grad=True)]  # noqa: E731
         make_grad = lambda p: torch.sparse_coo_tensor([[1, 4]], torch.randn(2, 3), (10, 3))  # noqa: E731
@@ -381,3 +378,78 @@ def test_generated_source_is_one_loop_over_all_tensors():
     assert source.count("chunk_squares(n, ptrs") == 1  # the norm: one more read of the gradients
     assert "typedef float T;" in source
     assert len(slots) == len(set(slots))
+
+
+def _lamb(trust_coefficient=1.0):
+    """LAMB's chain: the per-tensor trust ratio of Adam's update plus decoupled decay."""
+    return optimlab.chain(optimlab.scale_by_adam(), optimlab.add_decayed_weights(0.01),
+                          optimlab.scale_by_trust_ratio(trust_coefficient), optimlab.scale_by_learning_rate(1e-2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_per_tensor_norms_in_the_kernel(dtype):
+    """Trust ratios measured per tensor by the kernel (norms of the parameter and of the
+    update Adam and the decay make): one call per step, the eager path's result to
+    rounding, a zero tensor's ratio 1, and the same bits for any number of threads."""
+    torch.manual_seed(0)
+    shapes = [(300, 257), (1,), (70_001,), (33, 3), (4096,), (5000,)]
+    start = [torch.randn(s, dtype=dtype) for s in shapes]
+    start[1].zero_()  # ||p|| = 0: the update is not scaled
+    grads = [[torch.randn(s, dtype=dtype) for s in shapes] for _ in range(20)]
+    runs = []
+    for options, threads in (({"fused": True}, 1), ({"fused": True}, 3), ({"foreach": True}, 3)):
+        params = [p.clone().requires_grad_() for p in start]
+        optimizer = optimlab.Optimizer(params, _lamb(0.5), **options)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        calls = _kernel_calls()
+        try:
+            for step_grads in grads:
+                for p, g in zip(params, step_grads):
+                    p.grad = g.clone()
+                optimizer.step()
+        finally:
+            torch.set_num_threads(previous)
+        assert _kernel_calls() - calls == (20 if "fused" in options else 0)
+        runs.append(params)
+    (one, three, eager) = runs
+    assert all(torch.equal(p, q) for p, q in zip(one, three))
+    tolerance = 1e-14 if dtype == torch.float64 else 1e-6
+    for p, q in zip(one, eager):  # relative to the tensor's scale: the norms are summed in other orders
+        assert ((p - q).abs().max() / q.abs().max()).item() < tolerance
+    assert not torch.equal(eager[0], start[0]) and not torch.equal(eager[1], start[1])
+
+
+def test_per_tensor_source_is_a_reduction_pass_then_the_step():
+    transform = _lamb()
+    specs = engine.describe(transform, transform.hyperparams)
+    source, slots = cpu.generate([s for s, _ in specs], "float")
+    assert source.count("static void reduce_chunk(") == 1 and source.count("for (int64_t b = s; b < e; b += BLOCK)") == 1
+    assert "#define PER_TENSOR 1" in source and "sqrt(q[0])" in source
+    assert (2, "trust_coefficient") in slots
+
+
+def test_a_failed_build_is_remembered_per_kernel(tmp_path, monkeypatch):
+    """A kernel that does not build is not tried again at every step, and does not stop the
+    others from building (the clipping chain fails here; Adam's still runs fused)."""
+    monkeypatch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cpu, "_kernels", {})
+    monkeypatch.setattr(cpu, "_failed", {})
+    built = cpu._library
+    attempts = []
+
+    def library(source, cache):
+        attempts.append("NORM_PASS 1" in source)
+        if "NORM_PASS 1" in source:
+            raise RuntimeError("compiling a fused kernel failed: (a test's compiler)")
+        return built(source, cache)
+
+    monkeypatch.setattr(cpu, "_library", library)
+    model, twin = MLP(), MLP()
+    clipped = optimlab.Optimizer(model.parameters(), _adamw_chain(), fused=True)
+    with pytest.warns(UserWarning, match="fused kernels unavailable, using the eager path"):
+        train(model, clipped, 3)
+    adam = optimlab.Adam(twin.parameters(), fused=True)
+    calls = _kernel_calls()
+    train(twin, adam, 3)
+    assert attempts == [True, False] and _kernel_calls() - calls == 3

@@ -12,12 +12,17 @@ one call of a kernel generated from the chain's `Elementwise` snippets, per dtyp
 * the kernel is the CPU backend's (`optimlab.fused.cpu`, C with OpenMP) or the GPU's
   (`optimlab.fused.cuda`, NVRTC), by the tensors' device.
 
+float16 and bfloat16 parameters are stepped by the CPU kernel with the arithmetic in
+float32 registers, rounded to their dtype once at the store, as torch's fused kernels do
+(state in the parameter's dtype, or in float32 where the param group sets
+``state_dtype=torch.float32``).
+
 A chain whose parts are not all elementwise cannot fuse: ``fused=True`` raises
 (`check`), and by default it runs eagerly. Tensors the kernels do not take (sparse,
-dtypes other than float32/float64, non-contiguous tensors, tensor subclasses, a bucket
-spread over devices, a buffer a transform creates lazily on its first step) and a kernel
-that fails to build make `step` return False and the eager `TensorList` path, the
-reference, runs instead.
+non-contiguous tensors, tensor subclasses, a bucket spread over devices, 16-bit floats
+on a GPU, a buffer a transform creates lazily on its first step) and a kernel that fails
+to build make `step` return False and the eager `TensorList` path, the reference, runs
+instead.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from .spec import Elementwise
 stats: Counter = Counter()
 
 _DTYPES = cpu.DTYPES
+#: 16-bit floats: stepped by the CPU kernel in float32 registers, their state in their
+#: own dtype or in float32.
+_HALF = (torch.float16, torch.bfloat16)
 _STRIDED = torch.strided
 
 #: The fused path's bits equal the eager path's: square roots by torch.sqrt's own routine
@@ -145,27 +153,33 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     rows = [params_t, grads_t, *columns]
     on_cpu = params_t[0].is_cpu
     sizes = list(map(_numel, params_t))
-    dtypes = list(map(_dtype, params_t))
     for row in rows:
         if (not set(map(type, row)) <= _PLAIN or not all(map(_contiguous, row))
-                or list(map(_numel, row)) != sizes or list(map(_dtype, row)) != dtypes
+                or list(map(_numel, row)) != sizes
                 or set(map(_is_cpu, row)) != {on_cpu} or set(map(_layout, row)) != {_STRIDED}):
             return False
     if not on_cpu:  # one CUDA device
         device = params_t[0].device
-        if (device.type != "cuda" or not cuda.available()
+        if (device.type != "cuda" or not cuda.available() or any(spec.per_tensor for spec, _ in specs)
                 or any(set(map(_device_index, row)) != {device.index} for row in rows)):
             return False
-    dtypes = set(dtypes)
-    if not dtypes <= _DTYPES.keys():
+    # A kernel call per signature (the dtype of a parameter and of each of its buffers).
+    dtypes = list(map(_dtype, params_t))
+    if list(map(_dtype, grads_t)) != dtypes:
         return False
-    groups: dict[torch.dtype, list[int] | None]  # a kernel call per dtype, over these tensors
-    if len(dtypes) == 1:
-        groups = {dtypes.pop(): None}  # None: all of them
+    column_dtypes = [list(map(_dtype, column)) for column in columns]
+    groups: dict[tuple[torch.dtype, ...], list[int] | None]
+    if len(set(dtypes)) == 1 and all(d == dtypes for d in column_dtypes):
+        groups = {(dtypes[0],) * (1 + len(columns)): None}  # None: all the tensors
     else:
-        groups = {dtype: [] for dtype in dtypes}
-        for i, p in enumerate(params_t):
-            groups[p.dtype].append(i)
+        groups = {}
+        for i, signature in enumerate(zip(dtypes, *column_dtypes)):
+            groups.setdefault(signature, []).append(i)
+    supported = cpu.STORAGE if on_cpu else _DTYPES
+    for dtype, *buffer_dtypes in groups:
+        if dtype not in supported or any(b != dtype and not (b == torch.float32 and dtype in _HALF)
+                                         for b in buffer_dtypes):
+            return False
     # A global norm spans the whole bucket: the kernel measures it when one call covers
     # the bucket; else (several dtypes, or bit-exact) torch measures it once for all calls.
     norm_part = next((index for index, (spec, _) in enumerate(specs) if spec.norm is not None), None)
@@ -173,10 +187,12 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     chain_specs = [s for s, _ in specs]
     try:
         if on_cpu:
-            kernels = {dtype: cpu.kernel(chain_specs, dtype, norm_in_kernel, bit_exact, cache_dir()) for dtype in groups}
+            kernels = {signature: cpu.kernel(chain_specs, signature, norm_in_kernel, bit_exact, cache_dir())
+                       for signature in groups}
         else:
-            kernels = {dtype: cuda.kernel(chain_specs, dtype, _DTYPES[dtype], device, norm_in_kernel, cache_dir())
-                       for dtype in groups}
+            kernels = {signature: cuda.kernel(chain_specs, signature[0], _DTYPES[signature[0]], device, norm_in_kernel,
+                                              cache_dir())
+                       for signature in groups}
     except RuntimeError as error:
         warnings.warn(f"optimlab: fused kernels unavailable, using the eager path ({error})", stacklevel=4)
         return False
@@ -193,8 +209,9 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
             if on_cpu:
                 values[(norm_part, "norm")] = float(norm)
     threads = torch.get_num_threads()
-    for dtype, indices in groups.items():
-        function, slots = kernels[dtype]
+    for signature, indices in groups.items():
+        dtype = signature[0]
+        function, slots = kernels[signature]
         if indices is None:
             dtype_rows, row_sizes = rows, sizes
         else:

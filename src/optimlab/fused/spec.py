@@ -24,6 +24,10 @@ Inside a snippet:
   of elements at once with torch.sqrt's own routine (MKL's in torch's x86 builds, which
   is not IEEE-exact), and then the fused path gives the eager path's bits exactly.
 
+* per-tensor scalars (norms, dot products, counts) are declared in ``per_tensor``
+  (`PerTensor`): sums over each tensor of expressions of the element's ``u`` and ``p``,
+  and scalars computed from those sums, read as ``$name`` in the snippet.
+
 Rounding: the kernel is compiled without floating-point contraction, so each ``*``,
 ``/``, ``+`` rounds as the torch op it mirrors; torch's CPU kernels compute
 ``x.add(y, alpha=a)``, ``lerp`` and ``x.addcmul(y, z, value=v)`` with a fused
@@ -44,6 +48,23 @@ select another snippet, and so another kernel, compiled once and cached.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class PerTensor(NamedTuple):
+    """Scalars with one value per tensor, from sums over the tensor's elements (LAMB's and
+    LARS's trust ratios: the norms of a tensor and of its update).
+
+    ``sums``: ``(name, expression)`` pairs: a C expression of one element of the updates
+    this part receives (``u``), of the parameter (``p``), of the part's buffers and
+    ``$coefficients``, summed in double over each tensor. ``scalars``: ``(name,
+    expression)`` pairs: a C expression (in double) of the sums (``$name``) and the
+    ``$coefficients``, computed per tensor; ``$name`` in the part's ``code`` is its value
+    for the element's tensor.
+    """
+
+    sums: tuple[tuple[str, str], ...]
+    scalars: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -61,3 +82,8 @@ class Elementwise:
     norm: tuple[str, str] | None = None
     #: ``u -> +-u``: the norm of the updates is unchanged.
     preserves_norm: bool = False
+    #: Per-tensor scalars (`PerTensor`): the kernel runs the chain up to this part once
+    #: without storing anything to measure the sums, then steps with the scalars (one
+    #: more read of the tensors, no extra memory). One such part per chain; it runs on
+    #: the CPU kernel, not the CUDA one.
+    per_tensor: PerTensor | None = None

@@ -2,7 +2,7 @@
 
 Every test module is parametrized from `CASES`: adding an optimizer to optimlab is tested
 by adding one `Case` here (and, for a new algorithm, one formula to
-``reference_numpy.py``).
+``reference_numpy.py``); test_api checks that the cases and the catalog hold the same names.
 
 A `Case` holds, for one name of `optimlab.create`:
 
@@ -47,6 +47,7 @@ amsgrad             lr=0.05, 650, 1e-3                          lr=0.02, 6000, 1
 adamax              lr=0.05, 2000, 1e-3                         lr=0.02, 5500, 1e-2
 nadam               lr=0.02, 2400, 1e-3                         lr=0.01, 7000, 1e-2
 radam               lr=0.05, 2800, 1e-3                         lr=5e-3, 11000, 1e-2
+adabelief           lr=0.1, 270, 1e-3                           lr=0.01, 4350, 1e-2
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
@@ -307,6 +308,18 @@ CASES: list[Case] = [
         torch_cls=torch.optim.RAdam,
         quadratic=({"lr": 0.05}, 2800, 1e-3),
         rosenbrock=({"lr": 0.005}, 11000, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adabelief.py compares it with pytorch-optimizer's.
+        "adabelief", optimlab.AdaBelief, ref.adabelief,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.01, "decoupled_weight_decay": False},
+            {"lr": 0.01, "weight_decay": 0.05, "maximize": True},
+        ],
+        errors=ADAM_ERRORS,
+        quadratic=({"lr": 0.1}, 270, 1e-3),
+        rosenbrock=({"lr": 0.01}, 4350, 1e-2),
     ),
     Case(
         "lion", optimlab.Lion, ref.lion,

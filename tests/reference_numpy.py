@@ -161,6 +161,18 @@ def radam(x, g, state, t, hp):
     return x - hp["lr"] * m_hat
 
 
+def adabelief(x, g, state, t, hp):
+    """Zhuang et al. 2020, Algorithm 2: m = b1 m + (1-b1) g, s = b2 s + (1-b2)(g - m)^2 + eps,
+    x -= lr (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps); decoupled weight decay by default."""
+    x, decoupled = _decoupled(x, hp, default=True)
+    g = _grad(x, g, hp, coupled=not decoupled)
+    b1, b2 = hp["betas"]
+    state["m"] = b1 * state.get("m", np.zeros_like(x)) + (1 - b1) * g
+    state["s"] = b2 * state.get("s", np.zeros_like(x)) + (1 - b2) * (g - state["m"]) ** 2 + hp["eps"]
+    m_hat, s_hat = state["m"] / (1 - b1**t), state["s"] / (1 - b2**t)
+    return x - hp["lr"] * m_hat / (np.sqrt(s_hat) + hp["eps"])
+
+
 def lion(x, g, state, t, hp):
     """Chen et al. 2023, Algorithm 2: c = b1 m + (1 - b1) g, x -= lr (sign(c) + wd x),
     m = b2 m + (1 - b2) g."""

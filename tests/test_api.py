@@ -9,15 +9,17 @@ import pytest
 import torch
 
 import optimlab
+from optimlab.catalog import CATALOG
 from helpers import MLP, params_of
 from optimizer_cases import CASES, TORCH_CASES, ids
 
-EXPECTED_NAMES = ["gd", "sgd", "momentum", "ema_momentum", "nesterov", "adagrad", "adadelta", "rmsprop",
-                  "rmsprop_centered", "adam", "adamw", "amsgrad", "adamax", "nadam", "radam", "lion", "muon", "adafactor"]
-
-
 def test_registry_covers_every_name():
-    assert sorted(case.name for case in CASES) == sorted(EXPECTED_NAMES) == sorted(optimlab.optimizers())
+    """One Case per catalog name, and every catalog optimizer exported with its chain."""
+    assert sorted(case.name for case in CASES) == sorted(optimlab.optimizers())
+    for entry in CATALOG.values():
+        cls = entry.factory
+        assert getattr(optimlab, cls.__name__) is cls and cls.__name__ in optimlab.__all__
+        assert getattr(optimlab, cls.chain_function.__name__) is cls.chain_function
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
@@ -51,7 +53,7 @@ def test_create_preset_is_overridable():
 def test_create_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match=r"unknown optimizer 'adamx'; valid names: gd, sgd, .*radam") as error:
         optimlab.create("adamx", MLP().parameters())
-    for name in EXPECTED_NAMES:
+    for name in optimlab.optimizers():
         assert name in str(error.value)
 
 

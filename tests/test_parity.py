@@ -38,15 +38,17 @@ def test_matches_torch(case, sample, path, request):
     roots are checked against the paper's formula in test_reference instead)."""
     if path == "fused":
         request.getfixturevalue("bit_exact")
+        if not case.fused:  # a chain that cannot fuse: refused, as torch refuses fused=True where it cannot
+            with pytest.raises(ValueError, match="fused=True is not supported for this optimizer"):
+                _pair(case, sample, EXECUTIONS[path])
+            return
     model, ours, twin, theirs = _pair(case, sample, EXECUTIONS[path])
     maximize = sample.get("maximize", False)
     kernel_calls = engine.stats["calls"]
     train(model, ours, PARITY_STEPS, maximize)
     train(twin, theirs, PARITY_STEPS, maximize)
-    if path == "fused" and case.fused:  # one call per group and step, but for a lazily created first-step buffer
+    if path == "fused":  # one call per group and step, but for a lazily created first-step buffer
         assert engine.stats["calls"] - kernel_calls >= 2 * (PARITY_STEPS - 1), "the fused path did not run"
-    elif path == "fused":
-        assert engine.stats["calls"] == kernel_calls, "a kernel ran a chain it does not cover"
     worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, f"{case} {sample}")
     record(f"torch parity ({path}): {case.name}", worst)
     # Sanity: the run moved the parameters (a no-op optimizer would match a no-op twin).

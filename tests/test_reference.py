@@ -46,6 +46,10 @@ def test_matches_numpy_formula(case, sample, path):
     if path == "fused" and not engine.available():
         pytest.skip("no C compiler for the fused path")
     sample = {**case.reference_preset, **sample}
+    if path == "fused" and not case.fused:  # a chain that cannot fuse: refused
+        with pytest.raises(ValueError, match="fused=True is not supported for this optimizer"):
+            case.make(params, **EXECUTIONS[path], **sample)
+        return
     optimizer = case.make(params, **EXECUTIONS[path], **sample)
     calls = engine.stats["calls"]
     hp = case.hyperparams(sample)
@@ -59,10 +63,8 @@ def test_matches_numpy_formula(case, sample, path):
         optimizer.step()
         g = np.split(_grad(np.concatenate([x.reshape(-1) for x in xs]), t), [6])
         xs = [case.reference(x, g.reshape(x.shape), state, t, hp) for x, g, state in zip(xs, g, states)]
-    if path == "fused" and case.fused:  # every step but for a lazily created first-step buffer
+    if path == "fused":  # every step but for a lazily created first-step buffer
         assert engine.stats["calls"] - calls >= STEPS - 1, "the fused path did not run"
-    elif path == "fused":
-        assert engine.stats["calls"] == calls, "a kernel ran a chain it does not cover"
     x = np.concatenate([x.reshape(-1) for x in xs])
     ours = torch.cat([p.detach().reshape(-1) for p in params]).numpy()
     assert not np.allclose(x, X0), "the reference did not move"

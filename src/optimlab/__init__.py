@@ -8,12 +8,7 @@
 ...                            optimlab.scale_by_learning_rate(3e-4))
 """
 
-from . import schedules
-from .aliases import (
-    SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, EMAMomentum, Lion, Muon, MuonWithAdamW, NAdam, RAdam,
-    RMSprop, adadelta, adafactor, adagrad, adam, adamax, adamw, ema_momentum, lion, muon, muon_with_adamw, nadam,
-    radam, rmsprop, sgd,
-)
+from . import aliases, schedules
 from .catalog import create, optimizers
 from .optimizer import Optimizer
 from .tensorlist import TensorList
@@ -21,11 +16,12 @@ from .transform import Transform, chain
 from .transforms import *  # noqa: F403 (the transforms are the public API)
 from .transforms import __all__ as _transforms
 
+# The optimizers, torch.optim-style classes and their chains, as `aliases` registers them.
+globals().update(aliases.EXPORTS)
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "EMAMomentum", "Lion", "Muon",
-    "MuonWithAdamW", "NAdam", "RAdam", "RMSprop", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
-    "ema_momentum", "lion", "muon", "muon_with_adamw", "nadam", "radam", "rmsprop", "sgd",
-    "create", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules", *_transforms,
+    *aliases.EXPORTS, "create", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules",
+    *_transforms,
 ]

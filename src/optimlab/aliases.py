@@ -7,13 +7,19 @@
 
 torch.optim's execution options are accepted: ``foreach`` selects the multi-tensor or
 for-loop path; ``fused=True`` the fused path (one compiled kernel per chain, used by
-default where it pays; every alias takes it, see docs/performance.md); ``capturable``
-is accepted and ignored; ``differentiable=True`` raises, since steps run without
-autograd.
+default where it pays, see docs/performance.md; it raises for an optimizer whose chain is
+not elementwise: Adafactor, Muon); ``capturable`` is accepted and ignored;
+``differentiable=True`` raises, since steps run without autograd.
+
+Each class is registered with `alias` (``optimlab`` exports every registered class and
+its function form, and lists them nowhere else). In the docstrings' math, ``g`` is the
+gradient (negated with ``maximize=True``), ``p`` the parameter, ``t`` the step (1 on the
+first) and ``lr`` the learning rate, a number or a schedule (`optimlab.schedules`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,8 +49,26 @@ from .transforms import (
     scale_by_shape,
     trace,
 )
+from .transforms.adabelief import scale_by_belief
 from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
+
+
+#: Every public name of the aliases, classes and their function forms (`alias` fills it).
+EXPORTS: dict[str, Any] = {}
+
+
+def alias(function: Callable[..., Transform]):
+    """Register the decorated Optimizer class as the torch.optim-style form of ``function``
+    (the chain it builds): `optimlab` exports both."""
+
+    def register(cls: type[Optimizer]) -> type[Optimizer]:
+        cls.chain_function = staticmethod(function)
+        EXPORTS[cls.__name__] = cls
+        EXPORTS[function.__name__] = function
+        return cls
+
+    return register
 
 
 def _with_weight_decay(
@@ -58,17 +82,50 @@ def _with_weight_decay(
 
 
 def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False) -> chain:
-    """(Stochastic) gradient descent with optional heavy-ball or Nesterov momentum."""
+    r"""(Stochastic) gradient descent with optional heavy-ball or Nesterov momentum
+    (Polyak 1964; Sutskever et al. 2013), torch.optim.SGD's form::
+
+        g <- g + weight_decay * p                                   (L2)
+        b <- g on the first step, else momentum * b + (1 - dampening) * g
+        d <- g + momentum * b if nesterov else b   (d = g while momentum = 0)
+        p <- p - lr * d
+
+    Arguments (torch.optim.SGD's defaults): ``lr=1e-3``, ``momentum=0`` (no buffer is
+    kept), ``dampening=0``, ``weight_decay=0``, ``nesterov=False`` (needs momentum > 0 and
+    dampening = 0), ``maximize=False``. Chain: `maximize`, `add_decayed_weights`, `trace`,
+    `scale_by_learning_rate`.
+    """
     return _with_weight_decay(trace(momentum, dampening, nesterov), lr, weight_decay, False, maximize)
 
 
 def ema_momentum(lr=1e-3, momentum=0.9, weight_decay=0.0, maximize=False) -> chain:
-    """SGD whose step follows an exponential moving average of the gradients."""
+    r"""SGD whose step follows an exponential moving average of the gradients::
+
+        g <- g + weight_decay * p
+        v <- momentum * v + (1 - momentum) * g                      (v = 0 at first)
+        p <- p - lr * v
+
+    Unlike SGD's momentum, the first step is damped and the steady-state step does not
+    grow with ``momentum``. Arguments: ``lr=1e-3``, ``momentum=0.9`` (in [0, 1)),
+    ``weight_decay=0``, ``maximize=False``. Chain: `maximize`, `add_decayed_weights`,
+    `ema`, `scale_by_learning_rate`.
+    """
     return _with_weight_decay(ema(momentum), lr, weight_decay, False, maximize)
 
 
 def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, maximize=False) -> chain:
-    """Adagrad, with torch.optim's learning-rate decay."""
+    r"""Adagrad (Duchi, Hazan & Singer 2011), with torch.optim's learning-rate decay::
+
+        g <- g + weight_decay * p
+        G <- G + g^2                                  (G = initial_accumulator_value at first)
+        p <- p - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(G) + eps)
+
+    Arguments (torch.optim.Adagrad's defaults): ``lr=1e-2``, ``lr_decay=0``,
+    ``weight_decay=0``, ``initial_accumulator_value=0``, ``eps=1e-10``,
+    ``maximize=False``. Sparse gradients update only the rows they touch. Chain:
+    `maximize`, `add_decayed_weights`, `scale_by_adagrad`, `scale_by_inverse_time_decay`,
+    `scale_by_learning_rate`.
+    """
     return chain(
         maximize_(maximize),
         add_decayed_weights(weight_decay),
@@ -79,12 +136,35 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
 
 
 def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False) -> chain:
-    """Adadelta; ``lr`` only rescales the paper's learning-rate-free step."""
+    r"""Adadelta (Zeiler 2012); ``lr`` only rescales the paper's learning-rate-free step::
+
+        g <- g + weight_decay * p
+        E[g^2] <- rho * E[g^2] + (1 - rho) * g^2
+        d <- sqrt(E[d^2] + eps) / sqrt(E[g^2] + eps) * g
+        E[d^2] <- rho * E[d^2] + (1 - rho) * d^2
+        p <- p - lr * d
+
+    Arguments (torch.optim.Adadelta's defaults): ``lr=1.0``, ``rho=0.9``, ``eps=1e-6``,
+    ``weight_decay=0``, ``maximize=False``. Chain: `maximize`, `add_decayed_weights`,
+    `scale_by_adadelta`, `scale_by_learning_rate`.
+    """
     return _with_weight_decay(scale_by_adadelta(rho, eps), lr, weight_decay, False, maximize)
 
 
 def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, maximize=False) -> chain:
-    """RMSprop, optionally centered, with optional momentum on the scaled step."""
+    r"""RMSprop (Hinton 2012; centered: Graves 2013), with optional momentum on the scaled step::
+
+        g <- g + weight_decay * p
+        v <- alpha * v + (1 - alpha) * g^2
+        m <- alpha * m + (1 - alpha) * g,  v~ = v - m^2      (centered; else v~ = v)
+        d <- g / (sqrt(v~) + eps)
+        b <- momentum * b + d,  d <- b                        (momentum > 0)
+        p <- p - lr * d
+
+    Arguments (torch.optim.RMSprop's defaults): ``lr=1e-2``, ``alpha=0.99``, ``eps=1e-8``,
+    ``weight_decay=0``, ``momentum=0``, ``centered=False``, ``maximize=False``. Chain:
+    `maximize`, `add_decayed_weights`, `scale_by_rms`, `trace`, `scale_by_learning_rate`.
+    """
     return chain(
         maximize_(maximize),
         add_decayed_weights(weight_decay),
@@ -95,40 +175,138 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
 
 
 def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False, decoupled_weight_decay=False) -> chain:
-    """Adam (AMSGrad with ``amsgrad=True``); L2 decay, or decoupled decay (AdamW)."""
+    r"""Adam (Kingma & Ba 2015; AMSGrad with ``amsgrad=True``, Reddi et al. 2018)::
+
+        g <- g + weight_decay * p             (L2; decoupled_weight_decay: p <- p - lr * weight_decay * p)
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g^2,   v^ = max of the v so far (amsgrad) or v
+        p <- p - lr * (m / (1 - beta1^t)) / (sqrt(v^ / (1 - beta2^t)) + eps)
+
+    Arguments (torch.optim.Adam's defaults): ``lr=1e-3``, ``betas=(0.9, 0.999)``
+    (beta1, beta2), ``eps=1e-8``, ``weight_decay=0``, ``amsgrad=False``,
+    ``maximize=False``, ``decoupled_weight_decay=False`` (True: AdamW). Chain: `maximize`,
+    [`add_decayed_weights`], `scale_by_adam`, [`add_decayed_weights`],
+    `scale_by_learning_rate`.
+    """
     return _with_weight_decay(scale_by_adam(betas, eps, amsgrad), lr, weight_decay, decoupled_weight_decay, maximize)
 
 
 def adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False) -> chain:
-    """Adam with decoupled weight decay."""
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019)::
+
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g^2,   v^ = max of the v so far (amsgrad) or v
+        p <- p - lr * [(m / (1 - beta1^t)) / (sqrt(v^ / (1 - beta2^t)) + eps) + weight_decay * p]
+
+    Arguments (torch.optim.AdamW's defaults): ``lr=1e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=1e-2``, ``amsgrad=False``, ``maximize=False``. Chain:
+    `maximize`, `scale_by_adam`, `add_decayed_weights`, `scale_by_learning_rate`.
+    """
     return adam(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay=True)
 
 
 def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False) -> chain:
-    """AdaMax, Adam with the infinity norm."""
+    r"""AdaMax, Adam with the infinity norm (Kingma & Ba 2015, section 7.1)::
+
+        g <- g + weight_decay * p
+        m <- beta1 * m + (1 - beta1) * g
+        u <- max(beta2 * u, |g| + eps)
+        p <- p - lr / (1 - beta1^t) * m / u
+
+    Arguments (torch.optim.Adamax's defaults): ``lr=2e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=0``, ``maximize=False``. Chain: `maximize`,
+    `add_decayed_weights`, `scale_by_adamax`, `scale_by_learning_rate`.
+    """
     return _with_weight_decay(scale_by_adamax(betas, eps), lr, weight_decay, False, maximize)
 
 
 def nadam(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False) -> chain:
-    """NAdam, Adam with Nesterov momentum."""
+    r"""NAdam, Adam with Nesterov momentum (Dozat 2016)::
+
+        g <- g + weight_decay * p             (L2; decoupled_weight_decay: p <- p - lr * weight_decay * p)
+        mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay)),  P_t = mu_1 * ... * mu_t
+        m, v: Adam's moments
+        p <- p - lr * [(1 - mu_t) / (1 - P_t) * g + mu_{t+1} / (1 - P_t * mu_{t+1}) * m]
+                    / (sqrt(v / (1 - beta2^t)) + eps)
+
+    Arguments (torch.optim.NAdam's defaults): ``lr=2e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=0``, ``momentum_decay=4e-3``,
+    ``decoupled_weight_decay=False``, ``maximize=False``. Chain: `maximize`,
+    [`add_decayed_weights`], `scale_by_nadam`, [`add_decayed_weights`],
+    `scale_by_learning_rate`.
+    """
     return _with_weight_decay(scale_by_nadam(betas, eps, momentum_decay), lr, weight_decay, decoupled_weight_decay, maximize)
 
 
 def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, maximize=False) -> chain:
-    """RAdam, Adam with a rectified adaptive learning rate."""
+    r"""RAdam, Adam with a rectified adaptive learning rate (Liu et al. 2020)::
+
+        g <- g + weight_decay * p             (L2; decoupled_weight_decay: p <- p - lr * weight_decay * p)
+        m, v: Adam's moments;  rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+        p <- p - lr * m / (1 - beta1^t) * r_t * sqrt(1 - beta2^t) / (sqrt(v) + eps)   (rho_t > 5)
+        p <- p - lr * m / (1 - beta1^t)                                             (else)
+
+    Arguments (torch.optim.RAdam's defaults): ``lr=1e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=0``, ``decoupled_weight_decay=False``,
+    ``maximize=False``. Chain: `maximize`, [`add_decayed_weights`], `scale_by_radam`,
+    [`add_decayed_weights`], `scale_by_learning_rate`.
+    """
     return _with_weight_decay(scale_by_radam(betas, eps), lr, weight_decay, decoupled_weight_decay, maximize)
 
 
 def lion(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False) -> chain:
-    """Lion, the sign of an interpolated momentum, with decoupled weight decay (torch.optim
-    has no Lion: the class takes lion-pytorch's arguments and defaults)."""
+    r"""Lion, the sign of an interpolated momentum, with decoupled weight decay (Chen et al. 2023)::
+
+        c <- beta1 * m + (1 - beta1) * g
+        p <- p - lr * (sign(c) + weight_decay * p)
+        m <- beta2 * m + (1 - beta2) * g
+
+    torch.optim has no Lion: the class takes lion-pytorch's arguments and defaults,
+    ``lr=1e-4``, ``betas=(0.9, 0.99)``, ``weight_decay=0``, and ``maximize=False``. Chain:
+    `maximize`, `scale_by_lion`, `add_decayed_weights`, `scale_by_learning_rate`.
+    """
     return _with_weight_decay(scale_by_lion(betas), lr, weight_decay, True, maximize)
 
 
+def adabelief(lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, decoupled_weight_decay=True,
+              maximize=False) -> chain:
+    r"""AdaBelief (Zhuang et al. 2020): Adam scaled by the gradient's deviation from its EMA::
+
+        g <- g + weight_decay * p             (decoupled_weight_decay=False: L2)
+        m <- beta1 * m + (1 - beta1) * g
+        s <- beta2 * s + (1 - beta2) * (g - m)^2 + eps
+        p <- p - lr * weight_decay * p - lr * (m / (1 - beta1^t)) / (sqrt(s / (1 - beta2^t)) + eps)
+
+    (the decay line with ``decoupled_weight_decay=True``, the default). torch.optim has no
+    AdaBelief: the arguments and defaults are pytorch-optimizer's (the authors'
+    adabelief-pytorch 0.2's) under torch's names, ``lr=1e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-16``, ``weight_decay=0``, ``decoupled_weight_decay=True`` (their
+    ``weight_decouple``), ``maximize=False``; their ``rectify`` and ``ams_bound`` options
+    are not taken. Chain: `maximize`, [`add_decayed_weights`], `scale_by_belief`,
+    [`add_decayed_weights`], `scale_by_learning_rate`.
+    """
+    return _with_weight_decay(scale_by_belief(betas, eps), lr, weight_decay, decoupled_weight_decay, maximize)
+
+
 def adafactor(lr=1e-2, beta2_decay=-0.8, eps=ADAFACTOR_EPS, d=1.0, weight_decay=0.0, maximize=False) -> chain:
-    """Adafactor: factored second moments, update clipping and a step size relative to the
-    parameters' scale, with decoupled weight decay (torch.optim.Adafactor's arguments and
-    defaults; ``lr`` caps the relative step size and scales the weight decay)."""
+    r"""Adafactor: factored second moments, update clipping and a step size relative to the
+    parameters' scale, with decoupled weight decay (Shazeer & Stern 2018; torch.optim.Adafactor's
+    form)::
+
+        beta2_t = 1 - t^beta2_decay
+        R <- beta2_t R + (1 - beta2_t) * row means of g^2,  C <- the same over columns
+        V = R C / mean(R)          (a matrix's last two dims; V <- EMA of g^2 for vectors)
+        U = g / max(sqrt(V), eps1),  U <- U / max(1, RMS(U) / d)
+        p <- p - lr * weight_decay * p - max(eps2, RMS(p)) * min(lr, 1 / sqrt(t)) * U
+
+    Arguments (torch.optim.Adafactor's defaults): ``lr=1e-2`` (caps the relative step and
+    scales the weight decay), ``beta2_decay=-0.8``, ``eps=(None, 1e-3)`` (eps1 None: the
+    dtype's epsilon), ``d=1.0``, ``weight_decay=0``, ``maximize=False``. Chain:
+    `maximize`, `scale_by_factored_rms`, `clip_by_block_rms`,
+    `scale_by_relative_step_size`, `add_decayed_weights`, `scale_by_learning_rate`.
+    """
     preconditioner = chain(
         scale_by_factored_rms(beta2_decay, eps), clip_by_block_rms(d), scale_by_relative_step_size(lr, eps)
     )
@@ -137,9 +315,21 @@ def adafactor(lr=1e-2, beta2_decay=-0.8, eps=ADAFACTOR_EPS, d=1.0, weight_decay=
 
 def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=NS_COEFFICIENTS, eps=1e-7,
          ns_steps=5, adjust_lr_fn=None, maximize=False, ns_dtype=torch.bfloat16) -> chain:
-    """Muon, Nesterov momentum orthogonalized by Newton-Schulz and scaled by the matrix's
-    shape, with decoupled weight decay; for 2-D parameters (torch.optim.Muon's arguments
-    and defaults; ``maximize`` and ``ns_dtype`` are optimlab's)."""
+    r"""Muon, Nesterov momentum orthogonalized by Newton-Schulz and scaled by the matrix's
+    shape, with decoupled weight decay; for 2-D parameters (Jordan et al. 2024)::
+
+        B <- momentum * B + (1 - momentum) * g,  U = lerp(g, B, momentum) (nesterov) or B
+        X = U / max(||U||_F, eps),  ns_steps times: X <- a X + (b A + c A^2) X,  A = X X^T
+        p <- p - lr * weight_decay * p - lr * s * X
+        s = sqrt(max(1, rows / cols)) ("original"), 0.2 sqrt(max(rows, cols)) ("match_rms_adamw")
+
+    Arguments (torch.optim.Muon's defaults): ``lr=1e-3``, ``weight_decay=0.1``,
+    ``momentum=0.95``, ``nesterov=True``, ``ns_coefficients=(3.4445, -4.775, 2.0315)``
+    ((a, b, c)), ``eps=1e-7``, ``ns_steps=5``, ``adjust_lr_fn=None`` ("original"); and
+    optimlab's ``maximize=False`` and ``ns_dtype=torch.bfloat16`` (the dtype of the
+    iteration). Chain: `maximize`, `nesterov_ema`, `orthogonalize_by_newton_schulz`,
+    `scale_by_shape`, `add_decayed_weights`, `scale_by_learning_rate`.
+    """
     orthogonalized = chain(
         nesterov_ema(momentum, nesterov),
         orthogonalize_by_newton_schulz(ns_coefficients, eps, ns_steps, ns_dtype),
@@ -156,9 +346,12 @@ def muon_or_adamw(param) -> str:
 def muon_with_adamw(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=NS_COEFFICIENTS,
                     eps=1e-7, ns_steps=5, adjust_lr_fn=None, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, maximize=False,
                     ns_dtype=torch.bfloat16) -> partition:
-    """Muon for the 2-D parameters and AdamW for the others, with one learning rate and
-    weight decay (``adjust_lr_fn="match_rms_adamw"`` makes one learning rate fit both);
-    AdamW's ``betas`` and ``eps`` are the group keys ``"adamw.betas"`` and ``"adamw.eps"``."""
+    r"""Muon (see `muon`) for the 2-D parameters and AdamW (see `adamw`) for the others,
+    with one learning rate and weight decay (``adjust_lr_fn="match_rms_adamw"`` makes one
+    learning rate fit both). Arguments: `muon`'s, and AdamW's ``adamw_betas=(0.9, 0.999)``
+    and ``adamw_eps=1e-8``, the group keys ``"adamw.betas"`` and ``"adamw.eps"``. A
+    `partition` of the two chains by `muon_or_adamw`.
+    """
     return partition(
         {
             "muon": muon(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn,
@@ -175,6 +368,7 @@ def _execution(foreach: bool | None, differentiable: bool, fused: bool | None = 
     return {"foreach": foreach, "fused": fused}
 
 
+@alias(sgd)
 class SGD(Optimizer):
     __doc__ = sgd.__doc__
 
@@ -184,6 +378,7 @@ class SGD(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(ema_momentum)
 class EMAMomentum(Optimizer):
     __doc__ = ema_momentum.__doc__
 
@@ -191,6 +386,7 @@ class EMAMomentum(Optimizer):
         super().__init__(params, ema_momentum(lr, momentum, weight_decay, maximize), foreach=foreach, fused=fused)
 
 
+@alias(adagrad)
 class Adagrad(Optimizer):
     __doc__ = adagrad.__doc__
 
@@ -200,6 +396,7 @@ class Adagrad(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(adadelta)
 class Adadelta(Optimizer):
     __doc__ = adadelta.__doc__
 
@@ -209,6 +406,7 @@ class Adadelta(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(rmsprop)
 class RMSprop(Optimizer):
     __doc__ = rmsprop.__doc__
 
@@ -218,6 +416,7 @@ class RMSprop(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(adam)
 class Adam(Optimizer):
     __doc__ = adam.__doc__
 
@@ -228,6 +427,7 @@ class Adam(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(adamw)
 class AdamW(Optimizer):
     __doc__ = adamw.__doc__
 
@@ -237,6 +437,7 @@ class AdamW(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(adamax)
 class Adamax(Optimizer):
     __doc__ = adamax.__doc__
 
@@ -246,6 +447,7 @@ class Adamax(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(nadam)
 class NAdam(Optimizer):
     __doc__ = nadam.__doc__
 
@@ -256,6 +458,7 @@ class NAdam(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(radam)
 class RAdam(Optimizer):
     __doc__ = radam.__doc__
 
@@ -266,12 +469,23 @@ class RAdam(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
 
 
+@alias(lion)
 class Lion(Optimizer):
     __doc__ = lion.__doc__
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0, *, maximize=False, foreach=None,
                  fused=None):
         super().__init__(params, lion(lr, betas, weight_decay, maximize), foreach=foreach, fused=fused)
+
+
+@alias(adabelief)
+class AdaBelief(Optimizer):
+    __doc__ = adabelief.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0, decoupled_weight_decay=True,
+                 *, maximize=False, foreach=None, fused=None):
+        transform = adabelief(lr, betas, eps, weight_decay, decoupled_weight_decay, maximize)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
 def _tensors_of(param_group) -> list:
@@ -285,6 +499,7 @@ def _tensors_of(param_group) -> list:
     return [p[1] if isinstance(p, tuple) else p for p in params or ()]  # (name, tensor) pairs too
 
 
+@alias(adafactor)
 class Adafactor(Optimizer):
     __doc__ = adafactor.__doc__ + """
 
@@ -301,6 +516,7 @@ class Adafactor(Optimizer):
         super().add_param_group(param_group)
 
 
+@alias(muon)
 class Muon(Optimizer):
     __doc__ = muon.__doc__ + """
 
@@ -320,6 +536,7 @@ class Muon(Optimizer):
         super().add_param_group(param_group)
 
 
+@alias(muon_with_adamw)
 class MuonWithAdamW(Optimizer):
     __doc__ = muon_with_adamw.__doc__
 

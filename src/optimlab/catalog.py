@@ -82,6 +82,8 @@ CATALOG: dict[str, Entry] = {
     "adamax": Entry(aliases.Adamax, "AdaMax: Adam with the infinity norm", ADAPTIVE, 2e-3),
     "nadam": Entry(aliases.NAdam, "NAdam: Adam with Nesterov momentum", ADAPTIVE, 2e-3),
     "radam": Entry(aliases.RAdam, "RAdam: Adam with a rectified warm-up of the adaptive step", ADAPTIVE, 1e-3),
+    "adabelief": Entry(aliases.AdaBelief, "AdaBelief: Adam scaled by the gradient's deviation from its EMA",
+                       ADAPTIVE, 1e-3),
     # Unit-size sign steps: 3-10x smaller than Adam's (Chen et al. 2023).
     "lion": Entry(aliases.Lion, "Lion: sign of interpolated momentum, decoupled decay", lr_range(1e-6, 0.1), 3e-4),
     # lr caps Adafactor's relative step, a fraction of each tensor's RMS per step (0.01 in the paper).

@@ -19,6 +19,7 @@ _EXECUTION_OPTIONS = {"foreach": None, "fused": None}
 # Per-tensor work of every step, as C-level passes (a step over 2,000 tensors is mostly this).
 _is_sparse, _dtype_of = operator.attrgetter("is_sparse"), operator.attrgetter("dtype")
 _step_of = operator.itemgetter("step")
+_HALF = {torch.float16, torch.bfloat16}
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -47,7 +48,9 @@ class Optimizer(torch.optim.Optimizer):
     ``OPTIMLAB_BIT_EXACT=1``. ``torch.compile`` runs `step` untraced.
 
     State per parameter, as in torch.optim: ``state[p]["step"]`` (an int) and the
-    transform's buffers. Parameters whose ``grad`` is None are skipped and get no state.
+    transform's buffers, in the parameter's dtype; a param group with
+    ``"state_dtype": torch.float32`` keeps the buffers of its float16 and bfloat16
+    parameters in float32 (the fused kernel computes in float32 either way). Parameters whose ``grad`` is None are skipped and get no state.
 
     Example::
 
@@ -78,6 +81,10 @@ class Optimizer(torch.optim.Optimizer):
                 checks.boolean(option, group[option])
         if group.get("foreach") and group.get("fused"):
             raise ValueError("fused=True and foreach=True cannot be set together")
+        if group.get("fused"):
+            fused_engine.check(self.transform, group)
+        if group.get("state_dtype") not in (None, torch.float32):
+            raise ValueError(f"state_dtype must be None or torch.float32, got {group['state_dtype']!r}")
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if not isinstance(param_group, dict):
@@ -147,7 +154,7 @@ class Optimizer(torch.optim.Optimizer):
             self.state[p]["step"] = 0
             for key, tensors in buffers.items():
                 if tensors[i] is not None:  # a `partition` keeps a buffer for some parameters only
-                    self.state[p][key] = tensors[i]
+                    self.state[p][key] = _in_state_dtype(tensors[i], group)
 
     def _step_bucket(self, params, grads, states, keys, group, step: int, foreach: bool, fused) -> None:
         buffers = {key: TensorList([s[key] for s in states], foreach) for key in keys}
@@ -158,13 +165,31 @@ class Optimizer(torch.optim.Optimizer):
         if not (fused is not False and fused_engine.step(
             self.transform, real_params, grads, buffers, group, step, force=bool(fused)
         )):
-            self.transform.apply(real_params, grads, buffers, group, step)
+            if group.get("state_dtype") is not None and _HALF & set(map(_dtype_of, params)):
+                # float32 state: the eager math in float32 too, on float32 copies of the
+                # parameters and gradients (the kernel's registers), rounded once at the end.
+                widen = lambda t: t.to(group["state_dtype"]) if t.dtype in _HALF else t  # noqa: E731
+                wide = real_params.wrap(list(map(widen, params)))
+                self.transform.apply(grads.wrap(list(map(widen, grads))), buffers, wide, group, step)
+                for p, w in zip(params, wide):
+                    if w is not p:
+                        p.copy_(w)
+            else:
+                self.transform.apply(grads, buffers, real_params, group, step)
             for key, tensors in buffers.items():
                 for state, tensor in zip(states, tensors):
                     if tensor is not None:
-                        state[key] = tensor
+                        state[key] = _in_state_dtype(tensor, group)
         for state in states:
             state["step"] = step
+
+
+def _in_state_dtype(tensor: Tensor, group: dict[str, Any]) -> Tensor:
+    """A 16-bit float buffer in float32 where the group sets ``state_dtype=torch.float32``
+    (by default state keeps the parameter's dtype, as in torch.optim)."""
+    if group.get("state_dtype") is not None and tensor.dtype in _HALF:
+        return tensor.to(group["state_dtype"])
+    return tensor
 
 
 def _real(tensor: Tensor) -> Tensor:

@@ -18,14 +18,23 @@ one param group into new updates:
 Each transform declares the hyperparameters it reads, with defaults and a validity
 check, and the names of its state buffers. `chain` composes transforms; it is itself a
 transform, so chains nest.
+
+An elementwise transform also gives its per-step numbers once, in `Transform.coefficients`
+(bias corrections, the negated learning rate, ...), which both its `update` and its fused
+form read, and its update as C statements over one element, in `Transform.elementwise`
+(an `optimlab.fused.Elementwise`): the fused path compiles a chain of such transforms into
+one kernel. docs/algorithms.md ("Adding an optimizer") has the recipe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .tensorlist import TensorList
+
+if TYPE_CHECKING:
+    from .fused.spec import Elementwise
 
 State = dict[str, TensorList]
 Check = Callable[[str, Any], None]
@@ -36,7 +45,8 @@ class Transform:
 
     Subclasses set ``hyperparams`` (name -> default) in ``__init__`` through
     `Transform.__init__`, ``checks`` (name -> check function) and ``state_keys`` as class
-    attributes, and implement `update` (and `init` if they keep state).
+    attributes, and implement `update` (and `init` if they keep state). An elementwise
+    transform also implements `coefficients` and `elementwise` (the fused path).
     """
 
     checks: Mapping[str, Check] = {}
@@ -68,18 +78,36 @@ class Transform:
 
     def apply(
         self,
-        params: TensorList,
         updates: TensorList,
         state: State,
+        params: TensorList,
         hyperparams: Mapping[str, Any],
         step: int,
     ) -> None:
-        """Update ``params`` in place by the transformed ``updates``.
+        """Update ``params`` in place by the transformed ``updates`` (`update`'s arguments).
 
         ``params += update(...)``; a transform that ends a chain may fuse the addition
         into its own last operation (`scale_by_learning_rate` does, as torch.optim does).
         """
         params.add_(self.update(updates, state, params, hyperparams, step))
+
+    def coefficients(self, hyperparams: Mapping[str, Any], step: int, state: State) -> dict[str, float]:
+        """The per-step numbers of `update` (``{name: value}``), computed in one place for
+        both paths: `update` reads them, and so does the fused kernel (as ``$name``).
+
+        Called exactly once per step by whichever path runs, so it may advance a state
+        that is not elementwise (NAdam's product of momenta)."""
+        return {}
+
+    def elementwise(self, hyperparams: Mapping[str, Any]) -> Elementwise | None:
+        """The update as C statements over one element, for the fused path; None where it
+        is not elementwise (or not for these ``hyperparams``): the chain then runs eagerly.
+        See `optimlab.fused.spec`."""
+        return None
+
+    def leaves(self) -> tuple[Part, ...]:
+        """The transforms this one runs, flattened, with their state prefixes: itself."""
+        return (Part(self, ""),)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
@@ -114,52 +142,71 @@ class chain(Transform):
         for t in transforms:
             for key in t.state_keys:
                 key_counts[key] = key_counts.get(key, 0) + 1
-        self._prefixes = [
-            f"{i}." if any(key_counts[k] > 1 for k in t.state_keys) else ""
+        #: The parts, each with the prefix of its state keys in the chain's state.
+        self.parts = tuple(
+            Part(t, f"{i}." if any(key_counts[k] > 1 for k in t.state_keys) else "")
             for i, t in enumerate(transforms)
-        ]
-        self.state_keys = tuple(
-            prefix + key for prefix, t in zip(self._prefixes, transforms) for key in t.state_keys
         )
+        self.state_keys = tuple(part.prefix + key for part in self.parts for key in part.transform.state_keys)
         self.supports_sparse = all(t.supports_sparse for t in transforms)
+        self._leaves = tuple(
+            Part(leaf.transform, part.prefix + leaf.prefix) for part in self.parts for leaf in part.transform.leaves()
+        )
 
     def validate(self, hyperparams: Mapping[str, Any]) -> None:
         for t in self.transforms:
             t.validate(hyperparams)
 
+    def leaves(self) -> tuple[Part, ...]:
+        """The non-chain transforms of this chain and of the chains it nests, in the order
+        they run, each with the prefix of its keys in this chain's state."""
+        return self._leaves
+
     def init(self, params: TensorList, hyperparams: Mapping[str, Any]) -> State:
         state: State = {}
-        for prefix, t in zip(self._prefixes, self.transforms):
-            for key, buffers in t.init(params, hyperparams).items():
-                state[prefix + key] = buffers
+        for part in self.parts:
+            part.store(state, part.transform.init(params, hyperparams))
         return state
 
     def update(self, updates, state, params, hyperparams, step):
-        for index in range(len(self.transforms)):
-            updates = self._run(index, "update", updates, state, params, hyperparams, step)
+        for part in self.parts:
+            updates = part.run("update", updates, state, params, hyperparams, step)
         return updates
 
-    def apply(self, params, updates, state, hyperparams, step):
-        if not self.transforms:
+    def apply(self, updates, state, params, hyperparams, step):
+        if not self.parts:
             return
-        for index in range(len(self.transforms) - 1):
-            updates = self._run(index, "update", updates, state, params, hyperparams, step)
-        self._run(len(self.transforms) - 1, "apply", updates, state, params, hyperparams, step)
-
-    def _run(self, index, method, updates, state, params, hyperparams, step):
-        """Call part ``index``'s update or apply with its own view of the state."""
-        transform, prefix = self.transforms[index], self._prefixes[index]
-        own = {k: state[prefix + k] for k in transform.state_keys if prefix + k in state}
-        if method == "update":
-            result = transform.update(updates, own, params, hyperparams, step)
-        else:
-            result = transform.apply(params, updates, own, hyperparams, step)
-        for key, buffers in own.items():
-            state[prefix + key] = buffers
-        return result
+        for part in self.parts[:-1]:
+            updates = part.run("update", updates, state, params, hyperparams, step)
+        self.parts[-1].run("apply", updates, state, params, hyperparams, step)
 
     def __repr__(self) -> str:
         return "chain(" + ", ".join(map(repr, self.transforms)) + ")"
+
+
+class Part(NamedTuple):
+    """A transform inside a chain, and the prefix of its state keys in the chain's state
+    (``"2."`` where two parts use the same key, else ``""``)."""
+
+    transform: Transform
+    prefix: str
+
+    def state(self, state: State) -> State:
+        """The part's own view of the chain's ``state``: its keys, without the prefix."""
+        prefix = self.prefix
+        return {k: state[prefix + k] for k in self.transform.state_keys if prefix + k in state}
+
+    def store(self, state: State, own: State) -> None:
+        """Put the part's ``own`` buffers (created or replaced) back into the chain's ``state``."""
+        for key, buffers in own.items():
+            state[self.prefix + key] = buffers
+
+    def run(self, method: str, updates, state: State, params, hyperparams, step):
+        """The part's ``update`` or ``apply`` on its own view of the chain's ``state``."""
+        own = self.state(state)
+        result = getattr(self.transform, method)(updates, own, params, hyperparams, step)
+        self.store(state, own)
+        return result
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -46,12 +46,19 @@ class Body:
     cut at each ``SQRTS;``), over ``p``, ``u``, ``R0``/``R1``, the chain's buffers (see
     `assemble`) and per-step scalar ``s`` as ``k{s}``.
     ``scalars``: the (part, name) of each ``k{s}``. ``norm``: None, or the `Norm`.
+    The loop body reads per-tensor scalar ``q`` (`spec.PerTensor`) as ``t{q}``.
     """
 
     stages: tuple[tuple[str, ...], ...]
     scalars: tuple[tuple[int, str], ...]
     buffer_count: int
     norm: Norm | None
+    #: Per-tensor sums (C expressions of an element, over ``u``, ``p``, ``b{i}`` locals and
+    #: ``k{s}``), the per-tensor scalars ``t{q}`` (C expressions over the sums ``q[r]`` and
+    #: ``kk[s]``), and how many statements of the one stage run before the sums are taken.
+    tensor_sums: tuple[str, ...] = ()
+    tensor_scalars: tuple[str, ...] = ()
+    reduced_after: int = 0
 
     def norm_expression(self, scalar) -> str:
         """The norm's C expression of ``norm``, with ``scalar(slot)`` for each scalar of
@@ -63,7 +70,7 @@ class Body:
 
 
 def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool = False,
-             buffer: str = "B{}[j]") -> Body:
+             buffer: str = "b{}") -> Body:
     """The parts' snippets in order, the last one ending the chain (``apply``, or
     ``p = p + u``). With ``norm_as_scalar`` the global norm is the scalar ``(part, "norm")``
     instead of something the kernel measures. ``buffer``: how the body names buffer ``b``
@@ -78,6 +85,9 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
 
     stages: list[list[str]] = [[]]
     norm = None
+    tensor_sums: list[str] = []
+    tensor_scalars: list[str] = []
+    reduced_after = 0
     for index, spec in enumerate(specs):
         mapping = {}
         for name in spec.buffers:
@@ -86,6 +96,20 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
         code = spec.code
         if index == len(specs) - 1:
             code = spec.apply if spec.apply is not None else code + "\np = p + u;"
+        if spec.per_tensor is not None:
+            if tensor_sums or not inline_roots:
+                raise ValueError("per-tensor scalars: one part per chain, with inline square roots")
+            reduced_after = len(stages[0])
+            sums, scalars = spec.per_tensor
+            own = {name: f"q[{r}]" for r, (name, _) in enumerate(sums)}
+            coefficient = lambda name, form: form.format(slot(index, name))  # noqa: E731
+            for _, expression in sums:
+                tensor_sums.append(Template(expression).substitute(
+                    {**{n: coefficient(n, "k{}") for n in template_names(expression)}, **mapping}))
+            for name, expression in scalars:
+                tensor_scalars.append(Template(expression).substitute(
+                    {**{n: coefficient(n, "kk[{}]") for n in template_names(expression) if n not in own}, **own}))
+                mapping[name] = f"t{len(tensor_scalars) - 1}"
         for name in template_names(code):
             if name not in mapping:
                 mapping[name] = f"k{slot(index, name)}"
@@ -108,7 +132,8 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
             if norm_as_scalar:
                 slot(index, "norm")
             norm = Norm(index, slot(index, name), Template(expression))
-    return Body(tuple(map(tuple, stages)), tuple(scalar_names), buffer_count, norm)
+    return Body(tuple(map(tuple, stages)), tuple(scalar_names), buffer_count, norm, tuple(tensor_sums),
+                tuple(tensor_scalars), reduced_after)
 
 
 def template_names(code: str) -> list[str]:

@@ -11,7 +11,8 @@ Inside a snippet:
 * ``u`` is the running update of one element (read and assign it), ``p`` the
   parameter's value before the step (read it; only an ``apply`` snippet assigns it);
 * ``$name`` is a state buffer of the transform (one of ``buffers``, an lvalue) or a
-  per-step scalar (a key of the dict that ``scalars`` returns);
+  per-step scalar (a key of the dict that the transform's `~optimlab.Transform.coefficients`
+  returns: the numbers its eager `update` reads too, computed once per step);
 * the type of all of them is ``T`` (``float`` or ``double``, the tensors' dtype), and
   the helpers ``ABS``, ``FMA(a, b, c)`` (``a*b + c``, rounded once), ``lerp(a, b, w)``
   and ``maximum(a, b)`` (NaN-propagating) are defined;
@@ -22,6 +23,10 @@ Inside a snippet:
   torch's fused kernels do; with ``OPTIMLAB_BIT_EXACT=1`` it takes the roots of a block
   of elements at once with torch.sqrt's own routine (MKL's in torch's x86 builds, which
   is not IEEE-exact), and then the fused path gives the eager path's bits exactly.
+
+* per-tensor scalars (norms, dot products, counts) are declared in ``per_tensor``
+  (`PerTensor`): sums over each tensor of expressions of the element's ``u`` and ``p``,
+  and scalars computed from those sums, read as ``$name`` in the snippet.
 
 Rounding: the kernel is compiled without floating-point contraction, so each ``*``,
 ``/``, ``+`` rounds as the torch op it mirrors; torch's CPU kernels compute
@@ -42,18 +47,24 @@ select another snippet, and so another kernel, compiled once and cached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-#: scalars(hyperparams, step, state) -> {name: value}. ``state`` is the transform's own
-#: state (it may update non-elementwise state there, e.g. NAdam's product of momenta; it
-#: is called exactly once per step).
-Scalars = Callable[[Mapping[str, Any], int, Mapping[str, Any]], Mapping[str, float]]
+from typing import NamedTuple
 
 
-def _no_scalars(hyperparams, step, state):
-    return {}
+class PerTensor(NamedTuple):
+    """Scalars with one value per tensor, from sums over the tensor's elements (LAMB's and
+    LARS's trust ratios: the norms of a tensor and of its update).
+
+    ``sums``: ``(name, expression)`` pairs: a C expression of one element of the updates
+    this part receives (``u``), of the parameter (``p``), of the part's buffers and
+    ``$coefficients``, summed in double over each tensor. ``scalars``: ``(name,
+    expression)`` pairs: a C expression (in double) of the sums (``$name``) and the
+    ``$coefficients``, computed per tensor; ``$name`` in the part's ``code`` is its value
+    for the element's tensor.
+    """
+
+    sums: tuple[tuple[str, str], ...]
+    scalars: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -61,14 +72,18 @@ class Elementwise:
     """One transform's update, as C statements over one element."""
 
     code: str
-    scalars: Scalars = _no_scalars
     buffers: tuple[str, ...] = ()
     #: statements that end a chain instead of ``code`` + ``p = p + u`` (e.g. ``p += -lr*u``).
     apply: str | None = None
     #: ``(name, expression)``: the per-step scalar ``$name`` is a C expression of
     #: ``norm``, the L2 norm of all the updates this part receives over the bucket (a
     #: global norm, computed by the kernel in a first pass over the gradients), and of
-    #: ``$scalars``. Allowed only where every earlier part `preserves_norm`.
+    #: ``$coefficients``. Allowed only where every earlier part `preserves_norm`.
     norm: tuple[str, str] | None = None
     #: ``u -> +-u``: the norm of the updates is unchanged.
     preserves_norm: bool = False
+    #: Per-tensor scalars (`PerTensor`): the kernel runs the chain up to this part once
+    #: without storing anything to measure the sums, then steps with the scalars (one
+    #: more read of the tensors, no extra memory). One such part per chain; it runs on
+    #: the CPU kernel, not the CUDA one.
+    per_tensor: PerTensor | None = None

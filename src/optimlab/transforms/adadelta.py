@@ -16,7 +16,7 @@ class scale_by_adadelta(Transform):
 
     and :math:`u \leftarrow \Delta_t`. The ratio of RMS values gives the update the units
     of the parameters, so the paper needs no learning rate (torch's ``lr=1.0`` default
-    keeps it so). Seed 000 describes RMSprop with momentum under this name.
+    keeps it so).
     Defaults (torch.optim.Adadelta's): ``rho=0.9``, ``eps=1e-6``.
     """
 
@@ -29,12 +29,16 @@ class scale_by_adadelta(Transform):
     def init(self, params, hyperparams):
         return {"square_avg": params.zeros_like(), "acc_delta": params.zeros_like()}
 
+    def coefficients(self, hyperparams, step, state):
+        return {"rho": hyperparams["rho"], "one_minus_rho": 1 - hyperparams["rho"], "eps": hyperparams["eps"]}
+
     def update(self, updates, state, params, hyperparams, step):
-        rho, eps = hyperparams["rho"], hyperparams["eps"]
-        square_avg = state["square_avg"].mul_(rho).addcmul_(updates, updates, value=1 - rho)
+        k = self.coefficients(hyperparams, step, state)
+        rho, eps = k["rho"], k["eps"]
+        square_avg = state["square_avg"].mul_(rho).addcmul_(updates, updates, value=k["one_minus_rho"])
         rms_grad = square_avg.add(eps).sqrt_()
         delta = state["acc_delta"].add(eps).sqrt_().div_(rms_grad).mul_(updates)
-        state["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
+        state["acc_delta"].mul_(rho).addcmul_(delta, delta, value=k["one_minus_rho"])
         return delta
 
     def elementwise(self, hyperparams):
@@ -47,8 +51,4 @@ class scale_by_adadelta(Transform):
         $acc_delta = FMA($one_minus_rho * delta, delta, $acc_delta * $rho);
         u = delta;
         """
-        return Elementwise(
-            code,
-            lambda hp, step, state: {"rho": hp["rho"], "one_minus_rho": 1 - hp["rho"], "eps": hp["eps"]},
-            ("square_avg", "acc_delta"),
-        )
+        return Elementwise(code, ("square_avg", "acc_delta"))

@@ -31,8 +31,11 @@ class scale_by_adagrad(Transform):
     def init(self, params, hyperparams):
         return {"sum": params.full_like(hyperparams["initial_accumulator_value"])}
 
+    def coefficients(self, hyperparams, step, state):
+        return {"eps": hyperparams["eps"]}
+
     def update(self, updates, state, params, hyperparams, step):
-        eps = hyperparams["eps"]
+        eps = self.coefficients(hyperparams, step, state)["eps"]
         if updates.is_sparse:  # one tensor at a time: a group may mix sparse and dense gradients
             return updates.wrap([
                 (_sparse_step if g.is_sparse else _dense_step)(g, s, eps)
@@ -42,9 +45,7 @@ class scale_by_adagrad(Transform):
 
     def elementwise(self, hyperparams):
         return Elementwise(
-            "$sum = FMA(u, u, $sum); R0 = $sum; SQRTS; u = u / (R0 + $eps);",
-            lambda hp, step, state: {"eps": hp["eps"]},
-            ("sum",),
+            "$sum = FMA(u, u, $sum); R0 = $sum; SQRTS; u = u / (R0 + $eps);", ("sum",)
         )
 
 

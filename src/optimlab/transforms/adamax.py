@@ -15,8 +15,7 @@ class scale_by_adamax(Transform):
               u \leftarrow \frac{m_t}{(1-\beta_1^t)\, u_t}.
 
     The infinity-norm moment needs no bias correction. :math:`\epsilon` (added to
-    :math:`|g|`, as torch.optim does) only guards a zero denominator. Seed 003 presents
-    a formula under the name Adam that is neither. Defaults (torch.optim.Adamax's):
+    :math:`|g|`, as torch.optim does) only guards a zero denominator. Defaults (torch.optim.Adamax's):
     ``betas=(0.9, 0.999)``, ``eps=1e-8``; the alias's ``lr`` is 2e-3.
     """
 
@@ -29,21 +28,21 @@ class scale_by_adamax(Transform):
     def init(self, params, hyperparams):
         return {"exp_avg": params.zeros_like(), "exp_inf": params.zeros_like()}
 
-    def update(self, updates, state, params, hyperparams, step):
+    def coefficients(self, hyperparams, step, state):
         beta1, beta2 = hyperparams["betas"]
-        exp_avg = state["exp_avg"].lerp_(updates, 1 - beta1)
-        exp_inf = state["exp_inf"].mul_(beta2).maximum_(updates.abs().add_(hyperparams["eps"]))
-        return (exp_avg / (1 - beta1**step)).div_(exp_inf)
+        return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "eps": hyperparams["eps"],
+                "bias_correction1": 1 - beta1**step}
+
+    def update(self, updates, state, params, hyperparams, step):
+        k = self.coefficients(hyperparams, step, state)
+        exp_avg = state["exp_avg"].lerp_(updates, k["one_minus_beta1"])
+        exp_inf = state["exp_inf"].mul_(k["beta2"]).maximum_(updates.abs().add_(k["eps"]))
+        return (exp_avg / k["bias_correction1"]).div_(exp_inf)
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state):
-            beta1, beta2 = hp["betas"]
-            return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "eps": hp["eps"],
-                    "bias_correction1": 1 - beta1**step}
-
         code = """
         $exp_avg = lerp($exp_avg, u, $one_minus_beta1);
         $exp_inf = maximum($exp_inf * $beta2, ABS(u) + $eps);
         u = ($exp_avg / $bias_correction1) / $exp_inf;
         """
-        return Elementwise(code, scalars, ("exp_avg", "exp_inf"))
+        return Elementwise(code, ("exp_avg", "exp_inf"))

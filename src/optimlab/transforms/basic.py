@@ -51,6 +51,9 @@ class add_decayed_weights(Transform):
     def __init__(self, weight_decay: float = 0.0) -> None:
         super().__init__(weight_decay=weight_decay)
 
+    def coefficients(self, hyperparams, step, state):
+        return {"weight_decay": hyperparams["weight_decay"]}
+
     def update(self, updates, state, params, hyperparams, step):
         weight_decay = hyperparams["weight_decay"]
         if weight_decay == 0:
@@ -64,9 +67,7 @@ class add_decayed_weights(Transform):
     def elementwise(self, hyperparams):
         if hyperparams["weight_decay"] == 0:  # as `update`: no pass, and no work in the kernel
             return Elementwise("")
-        return Elementwise(
-            "u = FMA($weight_decay, p, u);", lambda hp, step, state: {"weight_decay": hp["weight_decay"]}
-        )
+        return Elementwise("u = FMA($weight_decay, p, u);")
 
 
 class scale_by_learning_rate(Transform):
@@ -83,18 +84,18 @@ class scale_by_learning_rate(Transform):
     def __init__(self, lr=1e-3) -> None:
         super().__init__(lr=lr)
 
-    def update(self, updates, state, params, hyperparams, step):
-        return updates * -self.learning_rate(hyperparams, step)
+    def coefficients(self, hyperparams, step, state):
+        return {"neg_lr": -self.learning_rate(hyperparams, step)}
 
-    def apply(self, params, updates, state, hyperparams, step):
+    def update(self, updates, state, params, hyperparams, step):
+        return updates * self.coefficients(hyperparams, step, state)["neg_lr"]
+
+    def apply(self, updates, state, params, hyperparams, step):
         # One fused pass (p += -lr * u), rounding exactly as torch.optim does.
-        params.add_(updates, alpha=-self.learning_rate(hyperparams, step))
+        params.add_(updates, alpha=self.coefficients(hyperparams, step, state)["neg_lr"])
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state):
-            return {"neg_lr": -self.learning_rate(hp, step)}
-
-        return Elementwise("u = $neg_lr * u;", scalars, apply="p = FMA($neg_lr, u, p);")
+        return Elementwise("u = $neg_lr * u;", apply="p = FMA($neg_lr, u, p);")
 
     @staticmethod
     def learning_rate(hyperparams, step: int) -> float:
@@ -114,16 +115,15 @@ class scale_by_inverse_time_decay(Transform):
     def __init__(self, lr_decay: float = 0.0) -> None:
         super().__init__(lr_decay=lr_decay)
 
+    def coefficients(self, hyperparams, step, state):
+        return {"factor": 1.0 / (1.0 + (step - 1) * hyperparams["lr_decay"])}
+
     def update(self, updates, state, params, hyperparams, step):
-        lr_decay = hyperparams["lr_decay"]
-        if lr_decay == 0:
+        if hyperparams["lr_decay"] == 0:
             return updates
-        return updates * (1.0 / (1.0 + (step - 1) * lr_decay))
+        return updates * self.coefficients(hyperparams, step, state)["factor"]
 
     def elementwise(self, hyperparams):
         if hyperparams["lr_decay"] == 0:
             return Elementwise("")
-        return Elementwise(
-            "u = u * $factor;",
-            lambda hp, step, state: {"factor": 1.0 / (1.0 + (step - 1) * hp["lr_decay"])},
-        )
+        return Elementwise("u = u * $factor;")

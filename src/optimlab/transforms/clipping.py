@@ -29,13 +29,12 @@ class clip_by_global_norm(Transform):
         scale = (hyperparams["max_norm"] / (norm + 1e-6)).clamp(max=1.0)
         return updates * scale
 
+    def coefficients(self, hyperparams, step, state):
+        return {"max_norm": hyperparams["max_norm"]}
+
     def elementwise(self, hyperparams):
         # torch computes max_norm / x as x.reciprocal() * max_norm, in the norm's dtype.
-        return Elementwise(
-            "u = u * $scale;",
-            lambda hp, step, state: {"max_norm": hp["max_norm"]},
-            norm=("scale", "min_one(((T)1 / (norm + (T)1e-6)) * (T)$max_norm)"),
-        )
+        return Elementwise("u = u * $scale;", norm=("scale", "min_one(((T)1 / (norm + (T)1e-6)) * (T)$max_norm)"))
 
 
 class clip_by_value(Transform):
@@ -54,8 +53,8 @@ class clip_by_value(Transform):
         limit = hyperparams["clip_value"]
         return updates.clamp_min(-limit).clamp_max_(limit)
 
+    def coefficients(self, hyperparams, step, state):
+        return {"limit": hyperparams["clip_value"]}
+
     def elementwise(self, hyperparams):
-        return Elementwise(
-            "u = u < -$limit ? -$limit : u; u = u > $limit ? $limit : u;",
-            lambda hp, step, state: {"limit": hp["clip_value"]},
-        )
+        return Elementwise("u = u < -$limit ? -$limit : u; u = u > $limit ? $limit : u;")

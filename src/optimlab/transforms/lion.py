@@ -29,21 +29,21 @@ class scale_by_lion(Transform):
     def init(self, params, hyperparams):
         return {"exp_avg": params.zeros_like()}
 
-    def update(self, updates, state, params, hyperparams, step):
+    def coefficients(self, hyperparams, step, state):
         beta1, beta2 = hyperparams["betas"]
+        return {"one_minus_beta1": 1 - beta1, "one_minus_beta2": 1 - beta2}
+
+    def update(self, updates, state, params, hyperparams, step):
+        k = self.coefficients(hyperparams, step, state)
         exp_avg = state["exp_avg"]
-        direction = exp_avg.lerp(updates, 1 - beta1).sign_()
-        exp_avg.lerp_(updates, 1 - beta2)
+        direction = exp_avg.lerp(updates, k["one_minus_beta1"]).sign_()
+        exp_avg.lerp_(updates, k["one_minus_beta2"])
         return direction
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state):
-            beta1, beta2 = hp["betas"]
-            return {"one_minus_beta1": 1 - beta1, "one_minus_beta2": 1 - beta2}
-
         code = """
         T c = lerp($exp_avg, u, $one_minus_beta1);
         $exp_avg = lerp($exp_avg, u, $one_minus_beta2);
         u = (T)((c > 0) - (c < 0));
         """
-        return Elementwise(code, scalars, ("exp_avg",))
+        return Elementwise(code, ("exp_avg",))

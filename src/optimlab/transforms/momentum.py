@@ -17,7 +17,7 @@ class trace(Transform):
     Hyperparameters ``momentum`` (:math:`\mu`, default 0: no buffer is kept),
     ``dampening`` (:math:`d`, default 0), ``nesterov`` (default False; needs
     :math:`\mu > 0` and :math:`d = 0`). Followed by ``scale_by_learning_rate`` this is
-    ``v = mu*v + g; p = p - lr*v``, the update that seed 000 gets wrong.
+    ``v = mu*v + g; p = p - lr*v``.
     """
 
     checks = {
@@ -41,6 +41,9 @@ class trace(Transform):
                 f"got momentum={momentum!r}, dampening={dampening!r}"
             )
 
+    def coefficients(self, hyperparams, step, state):
+        return {"momentum": hyperparams["momentum"], "one_minus_dampening": 1 - hyperparams["dampening"]}
+
     def update(self, updates, state, params, hyperparams, step):
         momentum = hyperparams["momentum"]
         if momentum == 0:
@@ -48,7 +51,8 @@ class trace(Transform):
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = updates.clone()
         else:
-            state["momentum_buffer"].mul_(momentum).add_(updates, alpha=1 - hyperparams["dampening"])
+            k = self.coefficients(hyperparams, step, state)
+            state["momentum_buffer"].mul_(momentum).add_(updates, alpha=k["one_minus_dampening"])
         velocity = state["momentum_buffer"]
         if hyperparams["nesterov"]:
             return updates.add(velocity, alpha=momentum)
@@ -60,15 +64,12 @@ class trace(Transform):
         velocity = "u = FMA($momentum, $momentum_buffer, u);" if hyperparams["nesterov"] else "u = $momentum_buffer;"
         return Elementwise(
             "$momentum_buffer = FMA($one_minus_dampening, u, $momentum_buffer * $momentum);" + velocity,
-            lambda hp, step, state: {
-                "momentum": hp["momentum"], "one_minus_dampening": 1 - hp["dampening"]
-            },
             buffers=("momentum_buffer",),
         )
 
 
 class ema(Transform):
-    r"""Momentum as an exponential moving average of the updates (seed 002's form):
+    r"""Momentum as an exponential moving average of the updates:
 
     .. math:: v_0 = 0, \qquad v_t = \beta v_{t-1} + (1 - \beta)\,u_t, \qquad u \leftarrow v_t .
 
@@ -87,13 +88,12 @@ class ema(Transform):
     def init(self, params, hyperparams):
         return {"ema": params.zeros_like()}
 
+    def coefficients(self, hyperparams, step, state):
+        return {"beta": hyperparams["momentum"], "one_minus_beta": 1 - hyperparams["momentum"]}
+
     def update(self, updates, state, params, hyperparams, step):
-        beta = hyperparams["momentum"]
-        return state["ema"].mul_(beta).add_(updates, alpha=1 - beta)
+        k = self.coefficients(hyperparams, step, state)
+        return state["ema"].mul_(k["beta"]).add_(updates, alpha=k["one_minus_beta"])
 
     def elementwise(self, hyperparams):
-        return Elementwise(
-            "$ema = FMA($one_minus_beta, u, $ema * $beta); u = $ema;",
-            lambda hp, step, state: {"beta": hp["momentum"], "one_minus_beta": 1 - hp["momentum"]},
-            buffers=("ema",),
-        )
+        return Elementwise("$ema = FMA($one_minus_beta, u, $ema * $beta); u = $ema;", buffers=("ema",))

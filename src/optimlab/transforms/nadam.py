@@ -7,7 +7,7 @@ import torch
 from .. import checks
 from ..fused.spec import Elementwise
 from ..transform import Transform
-from .adam import MOMENTS_CODE, init_moments, moment_scalars, update_moments
+from .adam import MOMENTS_CODE, init_moments, moment_coefficients, update_moments
 
 
 class scale_by_nadam(Transform):
@@ -39,38 +39,32 @@ class scale_by_nadam(Transform):
         )
         return state
 
-    @staticmethod
-    def coefficients(state, hyperparams, step: int) -> tuple[float, float]:
-        r"""The coefficients of :math:`g_t` and :math:`m_t`; advances the product of the
-        :math:`\mu_i` in ``state`` (so call it once per step)."""
-        beta1 = hyperparams["betas"][0]
+    def coefficients(self, hyperparams, step, state):
+        r"""Adam's, and the coefficients of :math:`g_t` and :math:`m_t`; advances the product
+        of the :math:`\mu_i` in ``state`` (so it is called once per step)."""
+        beta1, beta2 = hyperparams["betas"]
         psi = hyperparams["momentum_decay"]
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
         # Every tensor updated together has the same step and so the same product.
         mu_product = state["mu_product"].mul_(mu)[0].item()
-        return (1.0 - mu) / (1.0 - mu_product), mu_next / (1.0 - mu_product * mu_next)
+        return {
+            **moment_coefficients((beta1, beta2)), "bias_correction2": 1 - beta2**step, "eps": hyperparams["eps"],
+            "grad_coef": (1.0 - mu) / (1.0 - mu_product), "avg_coef": mu_next / (1.0 - mu_product * mu_next),
+        }
 
     def update(self, updates, state, params, hyperparams, step):
-        beta1, beta2 = hyperparams["betas"]
-        grad_coef, avg_coef = self.coefficients(state, hyperparams, step)
-        exp_avg, exp_avg_sq = update_moments(state, updates, (beta1, beta2))
-        denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(hyperparams["eps"])
-        direction = updates * grad_coef
-        direction.add_(exp_avg, alpha=avg_coef)
+        k = self.coefficients(hyperparams, step, state)
+        exp_avg, exp_avg_sq = update_moments(state, updates, k)
+        denom = (exp_avg_sq / k["bias_correction2"]).sqrt_().add_(k["eps"])
+        direction = updates * k["grad_coef"]
+        direction.add_(exp_avg, alpha=k["avg_coef"])
         return direction.div_(denom)
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state):
-            grad_coef, avg_coef = self.coefficients(state, hp, step)
-            return {
-                **moment_scalars(hp["betas"]), "bias_correction2": 1 - hp["betas"][1] ** step,
-                "eps": hp["eps"], "grad_coef": grad_coef, "avg_coef": avg_coef,
-            }
-
         code = """
         R0 = $exp_avg_sq / $bias_correction2;
         SQRTS;
         u = FMA($avg_coef, $exp_avg, u * $grad_coef) / (R0 + $eps);
         """
-        return Elementwise(MOMENTS_CODE + code, scalars, ("exp_avg", "exp_avg_sq"))
+        return Elementwise(MOMENTS_CODE + code, ("exp_avg", "exp_avg_sq"))

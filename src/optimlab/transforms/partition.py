@@ -89,7 +89,7 @@ class partition(Transform):
                 result[i] = u
         return updates.wrap(result)
 
-    def apply(self, params, updates, state, hyperparams, step):
+    def apply(self, updates, state, params, hyperparams, step):
         for _ in self._route("apply", updates, state, params, hyperparams, step):
             pass
 
@@ -101,10 +101,7 @@ class partition(Transform):
             own = {k: pick(state[k]) for k in transform.state_keys if k in state}
             own_params, own_updates = pick(params), pick(updates)
             view = self.view(hyperparams, name)
-            if method == "update":
-                result = transform.update(own_updates, own, own_params, view, step)
-            else:
-                result = transform.apply(own_params, own_updates, own, view, step)
+            result = getattr(transform, method)(own_updates, own, own_params, view, step)
             for key, buffers in own.items():  # buffers created, or replaced, by the transform
                 column = state[key].tensors if key in state else [None] * len(params)
                 for i, buffer in zip(indices, buffers):

@@ -7,7 +7,7 @@ import math
 from .. import checks
 from ..fused.spec import Elementwise
 from ..transform import Transform
-from .adam import MOMENTS_CODE, init_moments, moment_scalars, update_moments
+from .adam import MOMENTS_CODE, init_moments, moment_coefficients, update_moments
 
 
 class scale_by_radam(Transform):
@@ -45,29 +45,28 @@ class scale_by_radam(Transform):
         )
         return rectification * math.sqrt(bias_correction2)
 
-    def update(self, updates, state, params, hyperparams, step):
+    def coefficients(self, hyperparams, step, state):
         beta1, beta2 = hyperparams["betas"]
-        exp_avg, exp_avg_sq = update_moments(state, updates, (beta1, beta2))
-        corrected_mean = exp_avg / (1 - beta1**step)
         scale = self.adaptive_scale(beta2, step)
-        if scale is None:
+        return {
+            **moment_coefficients((beta1, beta2)), "bias_correction1": 1 - beta1**step,
+            "adaptive": float(scale is not None), "scale": scale or 0.0, "eps": hyperparams["eps"],
+        }
+
+    def update(self, updates, state, params, hyperparams, step):
+        k = self.coefficients(hyperparams, step, state)
+        exp_avg, exp_avg_sq = update_moments(state, updates, k)
+        corrected_mean = exp_avg / k["bias_correction1"]
+        if not k["adaptive"]:
             return corrected_mean
-        adaptive = exp_avg_sq.sqrt().add_(hyperparams["eps"])
-        return corrected_mean.mul_(scale).div_(adaptive)
+        adaptive = exp_avg_sq.sqrt().add_(k["eps"])
+        return corrected_mean.mul_(k["scale"]).div_(adaptive)
 
     def elementwise(self, hyperparams):
-        def scalars(hp, step, state):
-            beta1, beta2 = hp["betas"]
-            scale = self.adaptive_scale(beta2, step)
-            return {
-                **moment_scalars((beta1, beta2)), "bias_correction1": 1 - beta1**step,
-                "adaptive": float(scale is not None), "scale": scale or 0.0, "eps": hp["eps"],
-            }
-
         code = """
         R0 = $exp_avg_sq;
         SQRTS;
         T mean = $exp_avg / $bias_correction1;
         u = $adaptive != 0 ? mean * $scale / (R0 + $eps) : mean;
         """
-        return Elementwise(MOMENTS_CODE + code, scalars, ("exp_avg", "exp_avg_sq"))
+        return Elementwise(MOMENTS_CODE + code, ("exp_avg", "exp_avg_sq"))

@@ -15,8 +15,7 @@ class scale_by_rms(Transform):
               u \leftarrow g_t / (\sqrt{v_t - \bar g_t^2} + \epsilon)
 
     where :math:`\bar g_t = \alpha \bar g_{t-1} + (1-\alpha) g_t` is kept only when
-    ``centered`` (otherwise :math:`\bar g = 0`). No bias correction (seed 001 adds one;
-    RMSprop has none). :math:`\epsilon` guards the division; it is no decay factor.
+    ``centered`` (otherwise :math:`\bar g = 0`). No bias correction. :math:`\epsilon` guards the division; it is no decay factor.
     Defaults (torch.optim.RMSprop's): ``alpha=0.99``, ``eps=1e-8``, ``centered=False``.
     """
 
@@ -32,17 +31,20 @@ class scale_by_rms(Transform):
             state["grad_avg"] = params.zeros_like()
         return state
 
+    def coefficients(self, hyperparams, step, state):
+        return {"alpha": hyperparams["alpha"], "one_minus_alpha": 1 - hyperparams["alpha"], "eps": hyperparams["eps"]}
+
     def update(self, updates, state, params, hyperparams, step):
-        alpha = hyperparams["alpha"]
-        square_avg = state["square_avg"].mul_(alpha).addcmul_(updates, updates, value=1 - alpha)
+        k = self.coefficients(hyperparams, step, state)
+        square_avg = state["square_avg"].mul_(k["alpha"]).addcmul_(updates, updates, value=k["one_minus_alpha"])
         if hyperparams["centered"]:
             if "grad_avg" not in state:
                 state["grad_avg"] = params.zeros_like()
-            grad_avg = state["grad_avg"].lerp_(updates, 1 - alpha)
+            grad_avg = state["grad_avg"].lerp_(updates, k["one_minus_alpha"])
             rms = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
         else:
             rms = square_avg.sqrt()
-        return updates / rms.add_(hyperparams["eps"])
+        return updates / rms.add_(k["eps"])
 
     def elementwise(self, hyperparams):
         code = "$square_avg = FMA($one_minus_alpha * u, u, $square_avg * $alpha);"
@@ -55,10 +57,4 @@ class scale_by_rms(Transform):
             buffers += ("grad_avg",)
         else:
             code += "R0 = $square_avg;"
-        return Elementwise(
-            code + "SQRTS; u = u / (R0 + $eps);",
-            lambda hp, step, state: {
-                "alpha": hp["alpha"], "one_minus_alpha": 1 - hp["alpha"], "eps": hp["eps"]
-            },
-            buffers,
-        )
+        return Elementwise(code + "SQRTS; u = u / (R0 + $eps);", buffers)

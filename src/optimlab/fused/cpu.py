@@ -1,0 +1,466 @@
+"""The fused path on the CPU: one generated C kernel per chain and dtype.
+
+* One OpenMP parallel region covers *all* the tensors of a call: the kernel gets arrays of
+  data pointers and sizes, and each thread takes an equal, contiguous share of the
+  concatenated elements, so 2,000 small tensors cost one call, not 2,000.
+* A global norm (gradient clipping) is a first pass over the gradients inside the same
+  parallel region, summed in a fixed order (the same bits for any number of threads).
+* Square roots are IEEE and inline, as in torch's fused kernels (with ``roots`` given,
+  torch.sqrt's own routine instead, for the eager path's bits).
+* The source is plain C (no torch headers; the kernel links the OpenMP runtime torch has
+  already loaded), so gcc builds it in well under a second; the shared library is cached
+  on disk under a hash of its source, compiler and CPU, so later processes load it in
+  milliseconds. A kernel that fails to build is not tried again (per kernel).
+
+`optimlab.fused.engine` decides when to call it; `optimlab.fused.cuda` is its GPU twin.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from array import array
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import codegen
+from .spec import Elementwise
+
+#: Counters of the kernel cache: ``compiles`` (gcc runs), ``disk_loads`` (kernels
+#: loaded from the on-disk cache), ``lookups`` (kernel look-ups at a step). A test proves
+#: "no recompilation" by these.
+stats: Counter = Counter()
+#: Seconds spent compiling and loading, per kernel key (printed by the benchmark).
+compile_seconds: dict[str, float] = {}
+
+DTYPES = {torch.float32: "float", torch.float64: "double"}
+#: No flag changes a result: no contraction into FMAs (each op rounds as torch's does),
+#: no reassociation; -fno-trapping-math (we never unmask FP exceptions) lets gcc turn a
+#: branch on a per-step scalar into a vector select.
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fopenmp",
+          "-shared", "-fPIC", "-std=gnu11"]
+#: Below this many elements a kernel call runs on one thread (a parallel region costs
+#: more than it saves).
+_PARALLEL_MIN = 1 << 16
+
+_kernels: dict[tuple, Any] = {}
+_failed: dict[tuple, str] = {}
+_lock = threading.Lock()
+
+
+#: The C storage type of each dtype the kernels take, and how an element is loaded into
+#: the compute type ``T`` and stored back (16-bit floats: computed in float, rounded to
+#: nearest even at the store, as torch's fused kernels do).
+STORAGE = {
+    torch.float32: ("float", "{}", "{}"),
+    torch.float64: ("double", "{}", "{}"),
+    torch.float16: ("_Float16", "(T)({})", "(_Float16)({})"),
+    torch.bfloat16: ("uint16_t", "bf16_load({})", "bf16_store({})"),
+}
+#: The compute type of each dtype: float for float32 and the 16-bit floats.
+COMPUTE = {torch.float32: "float", torch.float64: "double", torch.float16: "float", torch.bfloat16: "float"}
+
+_PRELUDE = """\
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <omp.h>
+typedef {T} T;
+typedef void (*roots_fn)(int n, const T *a, T *r);
+{storage}
+{helpers}#define BLOCK 4096
+/* square roots of a block, in place: torch's routine if given, else IEEE sqrt */
+static inline void roots(roots_fn f, int64_t m, T *x) {{
+    if (f) {{ f((int)m, x, x); return; }}
+    for (int64_t i = 0; i < m; i++) x[i] = SQRT(x[i]);
+}}
+/* bfloat16 as torch converts it: the top half of a float, rounded to nearest even */
+static inline float bf16_load(uint16_t h) {{ uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }}
+static inline uint16_t bf16_store(float f) {{
+    uint32_t u; memcpy(&u, &f, 4);
+    return f != f ? (uint16_t)0x7FC0 : (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}}
+"""
+
+_KERNEL = """
+static void span(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
+                 const double *tk, roots_fn f) {{
+{scalar_loads}
+    T ub[BLOCK], pb[BLOCK], r0b[BLOCK], r1b[BLOCK];
+    (void)ub; (void)pb; (void)r0b; (void)r1b; (void)f; (void)tk;
+    for (int64_t b = s; b < e; b += BLOCK) {{
+        int64_t m = e - b < BLOCK ? e - b : BLOCK;
+{stages}
+    }}
+}}
+
+/* Sum of squares into 16 lanes: a fixed order that still vectorizes. */
+static inline void squares(const SP *restrict x, int64_t m, double *restrict acc) {{
+    int64_t i = 0;
+    for (; i + 16 <= m; i += 16)
+        for (int l = 0; l < 16; l++) {{ double v = (double)({load_g_il}); acc[l] += v * v; }}
+    for (int l = 0; i + l < m; l++) {{ double v = (double)({load_g_il}); acc[l] += v * v; }}
+}}
+
+/* The sum of squares of chunk c of the concatenated gradients (elements [c * BLOCK,
+   (c + 1) * BLOCK); `ends` are the tensors' cumulative sizes): the same bits whichever
+   thread computes it. */
+static double chunk_squares(int64_t n, void **ptrs, const int64_t *sizes, const int64_t *ends, int64_t total, int64_t c) {{
+    int64_t start = c * BLOCK, stop = start + BLOCK < total ? start + BLOCK : total;
+    int64_t first = 0, last = n - 1;  /* binary search: the first tensor that ends after start */
+    while (first < last) {{
+        int64_t mid = (first + last) / 2;
+        if (ends[mid] > start) last = mid; else first = mid + 1;
+    }}
+    double acc[16] = {{0}}, sum = 0;
+    for (int64_t i = first, at = ends[first] - sizes[first]; i < n && at < stop; at += sizes[i], i++) {{
+        int64_t s = start > at ? start - at : 0, e = stop - at < sizes[i] ? stop - at : sizes[i];
+        squares((const SP *)ptrs[n + i] + s, e - s, acc);
+    }}
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
+}}
+{reduce}
+int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, const double *k, int threads, roots_fn f) {{
+    int64_t total = 0;
+    for (int64_t i = 0; i < n; i++) total += sizes[i];
+    if (total < {parallel_min}) threads = 1;
+    int64_t chunks = (total + BLOCK - 1) / BLOCK; (void)chunks;
+    double *sums = NULL, *tk = NULL;
+    int64_t *ends = NULL, *firsts = NULL; (void)firsts;
+#if NORM_PASS
+    sums = malloc((chunks + 1) * sizeof(double));
+    ends = malloc(n * sizeof(int64_t));
+    if (!sums || !ends) {{ free(sums); free(ends); return 1; }}
+    for (int64_t i = 0; i < n; i++) ends[i] = (i ? ends[i - 1] : 0) + sizes[i];
+#endif
+#if PER_TENSOR
+    /* each tensor's own chunks: tensor i has chunks firsts[i] .. firsts[i + 1] - 1 */
+    firsts = malloc((n + 1) * sizeof(int64_t));
+    if (!firsts) {{ free(sums); free(ends); return 1; }}
+    firsts[0] = 0;
+    for (int64_t i = 0; i < n; i++) firsts[i + 1] = firsts[i] + (sizes[i] + BLOCK - 1) / BLOCK;
+    double *partials = malloc((firsts[n] * {sums} + 1) * sizeof(double));
+    tk = malloc((n * {tensor_slots} + 1) * sizeof(double));
+    if (!partials || !tk) {{ free(partials); free(tk); free(firsts); free(sums); free(ends); return 1; }}
+#endif
+    #pragma omp parallel num_threads(threads) if (threads > 1)
+    {{
+        int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        /* an equal share of the concatenated elements, cut at multiples of BLOCK */
+        int64_t lo = total * tid / nt / BLOCK * BLOCK;
+        int64_t hi = tid == nt - 1 ? total : total * (tid + 1) / nt / BLOCK * BLOCK;
+        double kk[{slots} + 1];
+        for (int i = 0; i < {slots}; i++) kk[i] = k[i];
+{norm}{per_tensor}
+        int64_t base = 0;
+        for (int64_t i = 0; i < n && base < hi; base += sizes[i], i++) {{
+            int64_t s = lo > base ? lo - base : 0;
+            int64_t e = hi - base < sizes[i] ? hi - base : sizes[i];
+            if (s < e) span((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, tk + i * {tensor_slots}, f);
+        }}
+    }}
+#if PER_TENSOR
+    free(partials);
+    free(firsts);
+#endif
+    free(tk);
+    free(sums);
+    free(ends);
+    return 0;
+}}
+"""
+
+#: The global norm, computed in the kernel: a first pass over the gradients, chunk by
+#: chunk, handed out dynamically (a thread slowed down by a neighbour on the machine
+#: does not hold the other back), then every thread adds the chunks' sums in order.
+_NORM_IN_KERNEL = """\
+        #pragma omp for schedule(dynamic, 8)
+        for (int64_t c = 0; c < chunks; c++) sums[c] = chunk_squares(n, ptrs, sizes, ends, total, c);
+        double total_squares = 0;  /* (after the loop's barrier) */
+        for (int64_t c = 0; c < chunks; c++) total_squares += sums[c];
+        const T norm = (T)sqrt(total_squares);
+"""
+
+#: Per-tensor sums: the chain up to the part that reads them, run over each chunk of each
+#: tensor without storing anything (`reduce_chunk`), its sums kept per chunk; then each
+#: tensor's chunk sums added in order and its scalars computed (the same bits for any
+#: number of threads); then the step.
+_REDUCE = """
+static void reduce_chunk(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
+                         double *out) {{
+{scalar_loads}
+    double acc[{sums}][16];
+    for (int r = 0; r < {sums}; r++) for (int l = 0; l < 16; l++) acc[r][l] = 0;
+    for (int64_t b = s; b < e; b += 16) {{
+        for (int l = 0; l < 16 && b + l < e; l++) {{
+            const int64_t j = b + l; (void)j;
+            T p = {load_p}, u = {load_u}, R0 = 0, R1 = 0; (void)R0; (void)R1;
+{loads}
+{body}
+{accumulate}
+        }}
+    }}
+    for (int r = 0; r < {sums}; r++) {{ double sum = 0; for (int l = 0; l < 16; l++) sum += acc[r][l]; out[r] = sum; }}
+}}
+"""
+
+_PER_TENSOR = """\
+        #pragma omp for schedule(dynamic, 4)
+        for (int64_t i = 0; i < n; i++)  /* a tensor's chunks */
+            for (int64_t c = firsts[i]; c < firsts[i + 1]; c++) {{
+                int64_t s = (c - firsts[i]) * BLOCK, e = s + BLOCK < sizes[i] ? s + BLOCK : sizes[i];
+                reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, partials + c * {sums});
+            }}
+        #pragma omp for
+        for (int64_t i = 0; i < n; i++) {{
+            double q[{sums}];
+            for (int r = 0; r < {sums}; r++) {{
+                q[r] = 0;
+                for (int64_t c = firsts[i]; c < firsts[i + 1]; c++) q[r] += partials[c * {sums} + r];
+            }}
+{tensor_scalars}
+        }}
+"""
+
+_STAGE = """\
+        for (int64_t i = 0; i < m; i++) {{
+            const int64_t j = b + i; (void)j;
+            T p = {load_p}, u = {load_u}, R0 = {load_r0}, R1 = {load_r1};
+{loads}
+{body}
+{stores}
+        }}
+"""
+
+
+def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, norm_in_kernel: bool = True,
+             storage: tuple[torch.dtype, ...] | None = None) -> tuple[str, list[tuple[int, str]]]:
+    """The C source of the chain's kernel and its per-step scalars, as (part, name).
+
+    ``ctype`` is the type the arithmetic runs in; ``storage`` the dtype of each row in
+    memory (params and grads, then each buffer; default: all ``ctype``).
+
+    The loop body is `codegen.assemble`'s. With ``inline_roots`` (IEEE square roots) it
+    is one stage; else a block of elements goes through one stage, then the square roots
+    of the block's registers (torch's routine, the kernel's ``f``), then the next stage;
+    all in cache, one read and one write of memory.
+
+    A part with a ``norm`` scalar gets it computed per step from the global norm of the
+    gradients: measured by the kernel (``norm_in_kernel``) or given as the scalar
+    ``(part, "norm")``. A part with ``per_tensor`` scalars gets them from sums over each
+    tensor, measured by the kernel in a first pass (`_REDUCE`).
+    """
+    body = codegen.assemble(specs, inline_roots, norm_as_scalar=not norm_in_kernel, buffer="b{}")
+    by_dtype = {"float": torch.float32, "double": torch.float64}
+    storage = storage or (by_dtype[ctype],) * (1 + body.buffer_count)
+    kinds = [STORAGE[dtype] for dtype in storage]
+    typedefs = [f"typedef {kinds[0][0]} SP;"] + [f"typedef {kind[0]} SB{i};" for i, kind in enumerate(kinds[1:])]
+    load = lambda row, x: kinds[row][1].format(x)  # noqa: E731
+    store = lambda row, x: kinds[row][2].format(x)  # noqa: E731
+
+    def buffer_io(text: str, reads: bool = True) -> tuple[str, str]:
+        """Loads into, and stores from, the locals ``b{i}`` of the buffers ``text`` uses."""
+        used = [i for i in range(body.buffer_count) if re.search(rf"\bb{i}\b", text)]
+        loads = " ".join(f"T b{i} = {load(i + 1, f'B{i}[j]')};" for i in used)
+        written = [i for i in used if re.search(rf"\bb{i}\s*=(?!=)", text)]
+        return " " * 12 + loads, " " * 12 + " ".join(f"B{i}[j] = {store(i + 1, f'b{i}')};" for i in written)
+
+    norm_code = ""
+    if body.norm is not None:
+        if norm_in_kernel:
+            norm_code = _NORM_IN_KERNEL
+        else:
+            norm_code = f"        const T norm = (T)k[{body.scalars.index((body.norm.part, 'norm'))}];\n"
+        expression = body.norm_expression(lambda slot: f"((T)k[{slot}])")
+        norm_code += f"        kk[{body.norm.target}] = (double)({expression});\n"
+    blocks = []
+    for number, statements in enumerate(body.stages):
+        first, last = number == 0, number == len(body.stages) - 1
+        text = "\n".join(" " * 12 + statement for statement in statements)
+        loads, stores = buffer_io(text)
+        blocks.append(_STAGE.format(
+            load_p=load(0, "P[j]") if first else "pb[i]", load_u=load(0, "G[j]") if first else "ub[i]",
+            load_r0="0" if first else "r0b[i]", load_r1="0" if first else "r1b[i]",
+            loads=loads, body=text or "            ;",
+            stores=stores + ("P[j] = " + store(0, "p") + ";" if last else
+                             "pb[i] = p; ub[i] = u; r0b[i] = R0; r1b[i] = R1;"),
+        ))
+        if not last:
+            blocks.append("".join(f"        roots(f, m, r{r}b);\n" for r in (0, 1) if f"R{r}" in text))
+    buffer_params = "".join(f", SB{i} *restrict B{i}" for i in range(body.buffer_count))
+    buffer_args = "".join(f", (SB{i} *)ptrs[{i + 2} * n + i]" for i in range(body.buffer_count))
+    k_loads = "\n".join(f"    const T k{i} = (T)k[{i}];" for i in range(len(body.scalars)))
+    t_loads = "".join(f"\n    const T t{q} = (T)tk[{q}];" for q in range(len(body.tensor_scalars)))
+    reduce = per_tensor = ""
+    sums = body.tensor_sums
+    if sums:
+        (statements,) = body.stages
+        text = "\n".join(" " * 12 + statement for statement in statements[:body.reduced_after])
+        loads, _ = buffer_io(text)
+        reduce = _REDUCE.format(
+            buffer_params=buffer_params, scalar_loads=k_loads, sums=len(sums),
+            load_p=load(0, "P[j]"), load_u=load(0, "G[j]"), loads=loads, body=text or "            ;",
+            accumulate="\n".join(f"            acc[{r}][l] += (double)({expression});"
+                                 for r, expression in enumerate(sums)),
+        )
+        per_tensor = _PER_TENSOR.format(
+            buffer_args=buffer_args, sums=len(sums),
+            tensor_scalars="\n".join(
+                f"            tk[i * {len(body.tensor_scalars)} + {q}] = (double)({expression});"
+                for q, expression in enumerate(body.tensor_scalars)),
+        )
+    source = f"#define NORM_PASS {int(bool(norm_code) and norm_in_kernel)}\n#define PER_TENSOR {int(bool(sums))}\n"
+    source += _PRELUDE.format(T=ctype, storage="\n".join(typedefs), helpers=codegen.helpers(ctype, "static inline"))
+    source += _KERNEL.format(
+        buffer_params=buffer_params,
+        buffer_args=buffer_args,
+        scalar_loads=k_loads + t_loads,
+        stages="".join(blocks),
+        parallel_min=_PARALLEL_MIN,
+        slots=len(body.scalars),
+        norm=norm_code,
+        per_tensor=per_tensor,
+        reduce=reduce,
+        sums=max(1, len(sums)),
+        tensor_slots=len(body.tensor_scalars),
+        load_g_il=load(0, "x[i + l]"),
+    )
+    return source, list(body.scalars)
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_sqrt_routine(dtype: torch.dtype) -> int | None:
+    """The address of the square-root routine torch.sqrt uses on CPU for ``dtype`` if it
+    is not IEEE sqrt: MKL's vdSqrt/vsSqrt in torch's x86 builds (checked on a probe, bit
+    for bit). None where IEEE sqrt already gives torch's bits, or nothing matches."""
+    probe = torch.rand(4099, dtype=dtype, generator=torch.Generator().manual_seed(0)) * 1e-6
+    expected = probe.sqrt()
+    import numpy as np
+
+    if np.array_equal(np.sqrt(probe.numpy()), expected.numpy()):
+        return None
+    try:
+        library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        function = getattr(library, "vdSqrt" if dtype == torch.float64 else "vsSqrt")
+    except (OSError, AttributeError):
+        return None
+    out = torch.empty_like(probe)
+    function(ctypes.c_int(probe.numel()), ctypes.c_void_p(probe.data_ptr()), ctypes.c_void_p(out.data_ptr()))
+    if not torch.equal(out, expected):
+        return None
+    return ctypes.cast(function, ctypes.c_void_p).value
+
+
+def roots_routine(dtype: torch.dtype, bit_exact: bool) -> int | None:
+    """The routine the kernel calls for square roots (None: inline IEEE sqrt): torch.sqrt's
+    own in ``bit_exact`` mode, for float32 and float64 (16-bit floats compute in float32
+    registers, as torch's fused kernels do: no eager bits to give)."""
+    return _torch_sqrt_routine(dtype) if bit_exact and dtype in DTYPES else None
+
+
+# --- Compilation and the cache --------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _toolchain() -> tuple[str, str]:
+    """(compiler path, a fingerprint of compiler + CPU) or raise RuntimeError."""
+    compiler = os.environ.get("OPTIMLAB_CC") or shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        raise RuntimeError("no C compiler (gcc) found")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    cpu = platform.machine()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        cpu += "".join(re.findall(r"^(?:model name|flags)\s*:.*$", text, re.M)[:2])
+    except OSError:
+        pass
+    return compiler, hashlib.sha256((version + cpu + " ".join(_FLAGS)).encode()).hexdigest()
+
+
+def _library(source: str, cache: Path):
+    """The loaded kernel library for ``source``: from ``cache`` on disk, or compiled now."""
+    compiler, fingerprint = _toolchain()
+    key = hashlib.sha256((fingerprint + source).encode()).hexdigest()[:24]
+    path = cache / f"optimlab_{key}.so"
+    started = time.perf_counter()
+    if path.exists():
+        stats["disk_loads"] += 1
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            c_file = Path(tmp) / "kernel.c"
+            c_file.write_text(source)
+            out = Path(tmp) / "kernel.so"
+            result = subprocess.run(
+                [compiler, *_FLAGS, str(c_file), "-o", str(out), "-lm"], capture_output=True, text=True
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"compiling a fused kernel failed:\n{result.stderr}\n{source}")
+            os.replace(out, path)  # atomic: concurrent processes never see half a file
+        stats["compiles"] += 1
+    library = ctypes.CDLL(str(path))
+    function = library.optimlab_step
+    function.restype = ctypes.c_int
+    function.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                         ctypes.c_void_p]
+    compile_seconds[key] = time.perf_counter() - started
+    return function
+
+
+def kernel(specs: list[Elementwise], dtypes: tuple[torch.dtype, ...], norm_in_kernel: bool, bit_exact: bool,
+           cache: Path):
+    """(kernel function, scalar slots) for the chain over rows of ``dtypes`` (the params'
+    and grads', then each buffer's), built at most once; the library is kept in ``cache``,
+    so a later process loads it. Raises RuntimeError if it cannot be built (and at once,
+    without trying again, for a kernel that failed before)."""
+    inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.per_tensor for s in specs)
+    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor) for s in specs), dtypes, inline_roots,
+           norm_in_kernel)
+    stats["lookups"] += 1
+    entry = _kernels.get(key)
+    if entry is None:
+        with _lock:
+            entry = _kernels.get(key)
+            if entry is None:
+                if key in _failed:  # not again at every step
+                    raise RuntimeError(_failed[key])
+                source, slots = generate(specs, COMPUTE[dtypes[0]], inline_roots, norm_in_kernel, dtypes)
+                try:
+                    entry = (_library(source, cache), slots)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+                    _failed[key] = str(error)
+                    raise RuntimeError(_failed[key]) from error
+                _kernels[key] = entry
+    return entry
+
+
+def available() -> bool:
+    """Whether a C compiler is there to build kernels."""
+    try:
+        _toolchain()
+        return True
+    except (RuntimeError, OSError, subprocess.SubprocessError):
+        return False
+
+
+def run(function, rows: list[list[torch.Tensor]], sizes: list[int], scalars: list[float], threads: int,
+        roots: int | None) -> None:
+    """Call ``function`` (as `kernel` gives it) over ``rows`` (params, grads, buffers...)."""
+    scalars = array("d", scalars)
+    pointers = array("q", [pointer for row in rows for pointer in map(torch.Tensor.data_ptr, row)])
+    counts = array("q", sizes)
+    if function(len(sizes), pointers.buffer_info()[0], counts.buffer_info()[0],
+                scalars.buffer_info()[0] if len(scalars) else None, threads, roots):
+        raise MemoryError("optimlab: the fused kernel could not allocate its global-norm buffer")

@@ -226,6 +226,7 @@ class Adam(Optimizer):
                  decoupled_weight_decay=False):
         transform = adam(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": decoupled_weight_decay}
 
 
 class AdamW(Optimizer):
@@ -235,6 +236,7 @@ class AdamW(Optimizer):
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
         transform = adamw(lr, betas, eps, weight_decay, amsgrad, maximize)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": True}
 
 
 class Adamax(Optimizer):
@@ -254,6 +256,7 @@ class NAdam(Optimizer):
                  differentiable=False, fused=None):
         transform = nadam(lr, betas, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": decoupled_weight_decay}
 
 
 class RAdam(Optimizer):
@@ -264,6 +267,7 @@ class RAdam(Optimizer):
                  differentiable=False, fused=None):
         transform = radam(lr, betas, eps, weight_decay, decoupled_weight_decay, maximize)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": decoupled_weight_decay}
 
 
 class Lion(Optimizer):
@@ -307,6 +311,8 @@ class Muon(Optimizer):
     Every parameter must be a real matrix: any other raises ValueError, as in
     torch.optim.Muon (`MuonWithAdamW` steps the others with AdamW)."""
 
+    torch_state_names = {"ema": "momentum_buffer"}
+
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *, maximize=False,
                  ns_dtype=torch.bfloat16, foreach=None, fused=None):
@@ -322,6 +328,8 @@ class Muon(Optimizer):
 
 class MuonWithAdamW(Optimizer):
     __doc__ = muon_with_adamw.__doc__
+    # Given matrices only it is torch.optim.Muon, whose checkpoints it takes.
+    torch_state_names = Muon.torch_state_names
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *,

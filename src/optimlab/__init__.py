@@ -14,7 +14,7 @@ from .aliases import (
     RMSprop, adadelta, adafactor, adagrad, adam, adamax, adamw, ema_momentum, lion, muon, muon_with_adamw, nadam,
     radam, rmsprop, sgd,
 )
-from .catalog import create, optimizers
+from .catalog import create, optimizer_class, optimizers
 from .optimizer import Optimizer
 from .tensorlist import TensorList
 from .transform import Transform, chain
@@ -27,5 +27,5 @@ __all__ = [
     "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "EMAMomentum", "Lion", "Muon",
     "MuonWithAdamW", "NAdam", "RAdam", "RMSprop", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
     "ema_momentum", "lion", "muon", "muon_with_adamw", "nadam", "radam", "rmsprop", "sgd",
-    "create", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules", *_transforms,
+    "create", "optimizer_class", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules", *_transforms,
 ]

@@ -113,3 +113,51 @@ def test_sharded_arguments_are_checked():
         optimlab.clip_by_global_norm(1.0, sharded="yes")
     with pytest.raises(ValueError, match=r"process_group is for sharded=True, got sharded=None"):
         optimlab.clip_by_global_norm(1.0, process_group=object())
+
+
+def _fsdp2_checkpoint(rank, directory, make_optimizer):
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict,
+    )
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cpu", (WORLD,))
+
+    def sharded():
+        model = _model()
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        return model, make_optimizer(model.parameters())
+
+    model, optimizer = sharded()
+    _train(model, optimizer, 3)
+    dcp.save({"model": get_model_state_dict(model), "optimizer": get_optimizer_state_dict(model, optimizer)},
+             checkpoint_id=directory)
+    _train(model, optimizer, 4, start=3)
+    straight = [p.full_tensor() for p in model.parameters()]
+
+    resumed, resumed_optimizer = sharded()
+    state = {"model": get_model_state_dict(resumed), "optimizer": get_optimizer_state_dict(resumed, resumed_optimizer)}
+    dcp.load(state, checkpoint_id=directory)
+    set_model_state_dict(resumed, state["model"])
+    set_optimizer_state_dict(resumed, resumed_optimizer, state["optimizer"])
+    _train(resumed, resumed_optimizer, 4, start=3)
+    return {"straight": straight, "resumed": [p.full_tensor() for p in resumed.parameters()],
+            "step": max(s["step"] for s in resumed_optimizer.state.values())}
+
+
+def _adamw(params):
+    return optimlab.AdamW(params, lr=0.01, weight_decay=0.1)
+
+
+@pytest.mark.slow
+def test_distributed_checkpoint_of_an_fsdp2_model_resumes_exactly(tmp_path):
+    result = _spawn(_fsdp2_checkpoint, tmp_path, str(tmp_path / "checkpoint"), _adamw)
+    assert result["step"] == 7
+    for a, b in zip(result["resumed"], result["straight"], strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(result["straight"][0], _model()[0].weight)

@@ -4,7 +4,6 @@ checkpoint (torch.distributed.checkpoint) of an FSDP2 model's optimizer."""
 
 from __future__ import annotations
 
-import socket
 import warnings
 
 import pytest
@@ -14,6 +13,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import optimlab
+from helpers import free_port
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
 
@@ -21,16 +21,10 @@ WORLD = 2
 STEPS = 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _spawn(function, tmp_path, *args) -> dict:
     """Run ``function(rank, out, *args)`` on WORLD ranks; rank 0's ``torch.save`` d result."""
     out = tmp_path / "result.pt"
-    mp.spawn(_init_and_run, args=(function, _free_port(), str(out), args), nprocs=WORLD, join=True)
+    mp.spawn(_init_and_run, args=(function, free_port(), str(out), args), nprocs=WORLD, join=True)
     return torch.load(out, weights_only=False)
 
 

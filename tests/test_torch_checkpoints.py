@@ -99,8 +99,15 @@ def test_decoupled_weight_decay_is_a_constructor_option_checked_at_load():
     decoupled = optimlab.Adam(model.parameters(), lr=0.01, decoupled_weight_decay=True)
     decoupled.load_state_dict(checkpoint)
     assert decoupled.state_dict()["param_groups"][0]["decoupled_weight_decay"] is True
-    # AdamW is Adam with decoupled decay, as in torch 2.13: it takes the checkpoint.
-    optimlab.AdamW(model.parameters(), lr=0.01).load_state_dict(checkpoint)
+    # torch.optim.AdamW loads any Adam checkpoint with decoupled decay, L2's too; so does AdamW.
+    _, l2_checkpoint = _adam_checkpoint()
+    twin = copy.deepcopy(model)
+    ours, theirs = optimlab.AdamW(model.parameters(), lr=0.01), torch.optim.AdamW(twin.parameters(), lr=0.01)
+    ours.load_state_dict(copy.deepcopy(l2_checkpoint))  # copies: a loaded state shares the dict's tensors
+    theirs.load_state_dict(copy.deepcopy(l2_checkpoint))
+    train(model, ours, 5)
+    train(twin, theirs, 5)
+    assert_close(params_of(model), params_of(twin), RTOL, "AdamW from Adam's checkpoint")
 
 
 def test_differentiable_checkpoint_is_refused():

@@ -238,6 +238,11 @@ class AdamW(Optimizer):
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
         self.fixed_options = {"decoupled_weight_decay": True}
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # As torch.optim.AdamW: any checkpoint, Adam's with L2 decay too, loads decoupled.
+        groups = [{**group, "decoupled_weight_decay": True} for group in state_dict["param_groups"]]
+        super().load_state_dict({**state_dict, "param_groups": groups})
+
 
 class Adamax(Optimizer):
     __doc__ = adamax.__doc__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 from typing import Any, Callable
 
 import torch
@@ -89,3 +90,10 @@ PARITY_LOG: dict[str, float] = {}
 
 def record(key: str, value: float) -> None:
     PARITY_LOG[key] = max(PARITY_LOG.get(key, 0.0), value)
+
+
+def free_port() -> int:
+    """A free TCP port on localhost, for a torch.distributed rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

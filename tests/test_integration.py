@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import optimlab
+from helpers import free_port
 
 
 def _mlp() -> torch.nn.Module:
@@ -93,12 +93,6 @@ def test_compiled_training_step_with_a_scheduler_never_recompiles():
     assert _max_difference(eager, compiled) < 1e-6  # compiled forward/backward round differently
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _distributed_worker(rank: int, world_size: int, port: int, wrapper: str, results: dict) -> None:
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
@@ -135,7 +129,7 @@ def _distributed_worker(rank: int, world_size: int, port: int, wrapper: str, res
 def test_distributed_training_matches_torch(wrapper):
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_distributed_worker, args=(2, _free_port(), wrapper, results), nprocs=2)
+        mp.spawn(_distributed_worker, args=(2, free_port(), wrapper, results), nprocs=2)
         results = dict(results)
     for rank in (0, 1):
         for ours, theirs in zip(results[rank]["optimlab"], results[rank]["torch"]):

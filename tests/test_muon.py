@@ -76,7 +76,7 @@ def test_muon_rejects_what_torch_rejects(param):
     state = copy.deepcopy(optimizer.state_dict())
     with pytest.raises(ValueError, match=r"params: Muon takes"):
         optimizer.add_param_group({"params": (p for p in [model.second.weight, param])})
-    assert torch.equal(optimizer.state_dict()["state"][0]["ema"], state["state"][0]["ema"])
+    assert torch.equal(optimizer.state_dict()["state"][0]["momentum_buffer"], state["state"][0]["momentum_buffer"])
     assert len(optimizer.param_groups) == 1 and model.second.weight not in optimizer.state
     optimizer.add_param_group({"params": (p for p in [model.second.weight])})  # a generator, read once
     assert optimizer.param_groups[1]["params"] == [model.second.weight]

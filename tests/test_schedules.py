@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 import pickle
 
@@ -107,14 +108,100 @@ def test_optimizer_with_schedule_matches_torch_scheduler(name):
     record(f"schedule as lr: {name}", worst)
 
 
-@pytest.mark.parametrize("schedule", [
+EVERY_SCHEDULE = [
     schedules.constant(0.1), schedules.step_decay(0.1, 10), schedules.exponential_decay(0.1, 0.9),
     schedules.cosine_decay(0.1, 50), schedules.linear(0.0, 0.1, 20), schedules.one_cycle(0.1, 100),
     schedules.warmup_cosine(0.1, 5, 50),
-], ids=lambda s: type(s).__name__)
+]
+
+
+def test_every_schedule_is_tested():
+    defined = {cls for cls in vars(schedules).values()
+               if isinstance(cls, type) and issubclass(cls, schedules.Schedule) and cls is not schedules.Schedule}
+    assert defined == {type(s) for s in EVERY_SCHEDULE}
+
+
+@pytest.mark.parametrize("schedule", EVERY_SCHEDULE, ids=lambda s: type(s).__name__)
 def test_schedules_pickle(schedule):
     restored = pickle.loads(pickle.dumps(schedule))
     assert [restored(t) for t in range(60)] == [schedule(t) for t in range(60)]
+
+
+def _weights_only_round_trip(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("schedule", EVERY_SCHEDULE, ids=lambda s: type(s).__name__)
+def test_schedule_as_lr_loads_with_weights_only(schedule):
+    """Lightning resumes with torch.load(weights_only=True): a schedule given as lr is in
+    the optimizer's state_dict and must load there (it raised "Unsupported global")."""
+    model = MLP()
+    optimizer = optimlab.Adam(model.parameters(), lr=schedule)
+    restored = _weights_only_round_trip(optimizer.state_dict())["param_groups"][0]["lr"]
+    assert restored == schedule and [restored(t) for t in range(60)] == [schedule(t) for t in range(60)]
+
+
+@pytest.mark.parametrize("schedule", EVERY_SCHEDULE, ids=lambda s: type(s).__name__)
+def test_schedule_lr_steps_as_the_schedule_given_as_lr(schedule):
+    """ScheduleLR over a torch.optim optimizer takes the learning rates optimlab takes from
+    the same schedule as lr; its state_dict loads with weights_only and resumes."""
+    model = MLP()
+    twin = copy.deepcopy(model)
+    ours = optimlab.SGD(model.parameters(), lr=schedule, momentum=0.9)
+    theirs = torch.optim.SGD(twin.parameters(), lr=1.0, momentum=0.9)
+    scheduler = optimlab.schedules.ScheduleLR(theirs, schedule)
+    for i in range(30):
+        if i == 12:
+            saved = _weights_only_round_trip({"optimizer": theirs.state_dict(), "scheduler": scheduler.state_dict()})
+            scheduler = optimlab.schedules.ScheduleLR(theirs, schedules.constant(0.0))
+            theirs.load_state_dict(saved["optimizer"])  # as a resume does: the optimizer, then its scheduler
+            scheduler.load_state_dict(saved["scheduler"])
+        assert scheduler.get_last_lr() == [schedule(i)]
+        for optimizer, m in ((ours, model), (theirs, twin)):
+            optimizer.zero_grad()
+            m.loss().backward()
+            optimizer.step()
+        scheduler.step()
+    assert_close(params_of(model), params_of(twin), 0.0, type(schedule).__name__)
+
+
+def test_schedule_lr_takes_over_the_groups_schedules():
+    """Hugging Face's Trainer multiplies the groups' lr by its scheduler's factors: with
+    ScheduleLR taking over the schedules, the groups hold numbers (it raised TypeError)."""
+    model = MLP()
+    first, second = schedules.warmup_cosine(0.1, 5, 50), schedules.constant(0.01)
+    optimizer = optimlab.Adam([{"params": model.first.parameters(), "lr": first},
+                               {"params": model.second.parameters(), "lr": second}])
+    scheduler = optimlab.schedules.ScheduleLR(optimizer)
+    assert [g["lr"] for g in optimizer.param_groups] == [first(0), second(0)]
+    for _ in range(7):
+        optimizer.step()
+        scheduler.step()
+    assert [g["lr"] * 1.0 for g in optimizer.param_groups] == [first(7), second(7)]
+    with pytest.raises(ValueError, match=r"schedule must be given: param_groups\[0\]\['lr'\] is 0.1"):
+        optimlab.schedules.ScheduleLR(torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match=r"schedule must be one schedule or a list of 2"):
+        optimlab.schedules.ScheduleLR(optimizer, [first])
+
+
+def test_optimizer_class_has_the_torch_class_shape():
+    """What Hugging Face's optimizer_cls_and_kwargs calls: cls(params, **kwargs)."""
+    cls = optimlab.optimizer_class("nesterov")
+    model, twin = MLP(), MLP()
+    ours = cls(model.parameters(), lr=0.05)
+    theirs = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    assert isinstance(ours, optimlab.SGD) and ours.defaults["nesterov"] is True
+    for optimizer, m in ((ours, model), (theirs, twin)):
+        for _ in range(5):
+            optimizer.zero_grad()
+            m.loss().backward()
+            optimizer.step()
+    assert_close(params_of(model), params_of(twin), 1e-12, "nesterov")
+    with pytest.raises(ValueError, match=r"unknown optimizer 'nesterow'"):
+        optimlab.optimizer_class("nesterow")
 
 
 def test_schedule_errors():

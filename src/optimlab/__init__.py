@@ -9,7 +9,7 @@
 """
 
 from . import aliases, schedules
-from .catalog import create, optimizers
+from .catalog import create, optimizer_class, optimizers
 from .optimizer import Optimizer
 from .tensorlist import TensorList
 from .transform import Transform, chain
@@ -22,6 +22,6 @@ globals().update(aliases.EXPORTS)
 __version__ = "0.1.0"
 
 __all__ = [
-    *aliases.EXPORTS, "create", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules",
+    *aliases.EXPORTS, "create", "optimizer_class", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules",
     *_transforms,
 ]

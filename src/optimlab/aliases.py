@@ -425,6 +425,7 @@ class Adam(Optimizer):
                  decoupled_weight_decay=False):
         transform = adam(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": decoupled_weight_decay}
 
 
 @alias(adamw)
@@ -435,6 +436,12 @@ class AdamW(Optimizer):
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
         transform = adamw(lr, betas, eps, weight_decay, amsgrad, maximize)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": True}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # As torch.optim.AdamW: any checkpoint, Adam's with L2 decay too, loads decoupled.
+        groups = [{**group, "decoupled_weight_decay": True} for group in state_dict["param_groups"]]
+        super().load_state_dict({**state_dict, "param_groups": groups})
 
 
 @alias(adamax)
@@ -456,6 +463,7 @@ class NAdam(Optimizer):
                  differentiable=False, fused=None):
         transform = nadam(lr, betas, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": decoupled_weight_decay}
 
 
 @alias(radam)
@@ -467,6 +475,7 @@ class RAdam(Optimizer):
                  differentiable=False, fused=None):
         transform = radam(lr, betas, eps, weight_decay, decoupled_weight_decay, maximize)
         super().__init__(params, transform, **_execution(foreach, differentiable, fused))
+        self.fixed_options = {"decoupled_weight_decay": decoupled_weight_decay}
 
 
 @alias(lion)
@@ -523,6 +532,8 @@ class Muon(Optimizer):
     Every parameter must be a real matrix: any other raises ValueError, as in
     torch.optim.Muon (`MuonWithAdamW` steps the others with AdamW)."""
 
+    torch_state_names = {"ema": "momentum_buffer"}
+
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *, maximize=False,
                  ns_dtype=torch.bfloat16, foreach=None, fused=None):
@@ -539,6 +550,8 @@ class Muon(Optimizer):
 @alias(muon_with_adamw)
 class MuonWithAdamW(Optimizer):
     __doc__ = muon_with_adamw.__doc__
+    # Given matrices only it is torch.optim.Muon, whose checkpoints it takes.
+    torch_state_names = Muon.torch_state_names
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *,

@@ -116,3 +116,17 @@ def create(name: str, params, **kwargs: Any) -> Optimizer:
     """
     found = entry(name)
     return found.factory(params, **{**found.preset, **kwargs})
+
+
+def optimizer_class(name: str) -> type[Optimizer]:
+    """The optimizer called ``name`` as a class taking ``(params, **kwargs)``, the shape
+    trainers expect of a torch.optim class (Hugging Face's ``optimizer_cls_and_kwargs``):
+    ``optimizer_class("nesterov")(params, lr=0.1)`` is ``create("nesterov", params, lr=0.1)``."""
+    found = entry(name)
+    base = found.factory
+
+    def __init__(self, params, **kwargs):
+        base.__init__(self, params, **{**found.preset, **kwargs})
+
+    return type(base.__name__, (base,), {"__init__": __init__, "__doc__": found.description,
+                                         "__qualname__": f"optimizer_class({name!r})"})

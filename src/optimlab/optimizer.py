@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import checks
+from . import checks, torch_state
 from .fused import engine as fused_engine
 from .tensorlist import TensorList
 from .transform import Transform
@@ -52,12 +52,18 @@ class Optimizer(torch.optim.Optimizer):
     ``"state_dtype": torch.float32`` keeps the buffers of its float16 and bfloat16
     parameters in float32 (the fused kernel computes in float32 either way). Parameters whose ``grad`` is None are skipped and get no state.
 
+    ``state_dict`` and ``load_state_dict`` speak torch.optim's format (``optimlab.torch_state``):
+    an alias loads its torch.optim twin's checkpoint, and the twin loads the alias's.
+
     Example::
 
         transform = chain(clip_by_global_norm(1.0), scale_by_adam(),
                           add_decayed_weights(0.01), scale_by_learning_rate(3e-4))
         optimizer = Optimizer(model.parameters(), transform)
     """
+
+    #: Buffers the torch.optim twin names otherwise (ours -> torch's), see `optimlab.torch_state`.
+    torch_state_names: dict[str, str] = {}
 
     def __init__(self, params: Iterable[Any], transform: Transform, **hyperparams: Any) -> None:
         if not isinstance(transform, Transform):
@@ -70,6 +76,8 @@ class Optimizer(torch.optim.Optimizer):
                 f"this optimizer takes: {', '.join(sorted(known))}"
             )
         self.transform = transform
+        # Options that choose the chain at construction, kept in the twin's param groups.
+        self.fixed_options: dict[str, Any] = {}
         defaults = {**transform.hyperparams, **_EXECUTION_OPTIONS, **hyperparams}
         self._validate(defaults)
         super().__init__(params, defaults)
@@ -91,6 +99,16 @@ class Optimizer(torch.optim.Optimizer):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         self._validate({**self.defaults, **param_group})
         super().add_param_group(param_group)
+
+    def state_dict(self) -> dict[str, Any]:
+        return torch_state.to_torch(super().state_dict(), self.torch_state_names, self.fixed_options)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        converted = torch_state.from_torch(state_dict, self.torch_state_names, self.fixed_options, self.defaults,
+                                               self.param_groups)
+        for group in converted["param_groups"]:
+            self._validate(group)
+        super().load_state_dict(converted)
 
     # torch.compile runs the step as it is, never traced: it already is one compiled kernel
     # per group, with the hyperparameters passed at each call, so a scheduler changing

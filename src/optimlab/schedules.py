@@ -3,6 +3,12 @@ r"""Learning-rate schedules: picklable functions from the 0-based step count to 
 Pass one as ``lr=`` to any optimlab optimizer (``Adam(ps, lr=warmup_cosine(...))``); the
 step count is that of the parameter's state, so resuming from a checkpoint resumes the
 schedule. (With a schedule as ``lr``, use it instead of a torch lr_scheduler, not with one.)
+The schedules are plain data registered with ``torch.serialization.add_safe_globals``, so
+a checkpoint holding one loads with ``torch.load(weights_only=True)`` (Lightning's resume).
+
+For trainers that attach a torch lr_scheduler of their own (Hugging Face's Trainer,
+Lightning's scheduler dicts), `ScheduleLR` is any schedule as a torch
+``LRScheduler``: ``ScheduleLR(optimizer, warmup_cosine(...))``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import torch
 
 from . import checks
 
@@ -168,3 +176,42 @@ class one_cycle(Schedule):
 
 def _anneal_cos(start: float, end: float, progress: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * progress) + 1)
+
+
+class ScheduleLR(torch.optim.lr_scheduler.LRScheduler):
+    """A schedule as a torch lr_scheduler: after ``n`` calls of ``step()``, each param
+    group's ``lr`` is ``schedule(n)`` (``schedule`` is one for all groups or a list, one
+    per group). Without ``schedule``, it takes over the groups' own schedules given as
+    ``lr``, leaving numbers there, as torch code expects (``lr * factor``, logging), and
+    the same learning rates step by step. Works with any torch.optim optimizer.
+    """
+
+    def __init__(self, optimizer, schedule: Schedule | Sequence[Schedule] | None = None, last_epoch: int = -1):
+        groups = optimizer.param_groups
+        if schedule is None:
+            schedule = [group["lr"] for group in groups]
+            missing = [i for i, s in enumerate(schedule) if not isinstance(s, Schedule)]
+            if missing:
+                raise ValueError(
+                    f"schedule must be given: param_groups[{missing[0]}]['lr'] is {schedule[missing[0]]!r}, "
+                    "not an optimlab schedule"
+                )
+        schedules = list(schedule) if isinstance(schedule, (list, tuple)) else [schedule] * len(groups)
+        if len(schedules) != len(groups) or not all(callable(s) for s in schedules):
+            raise ValueError(
+                f"schedule must be one schedule or a list of {len(groups)} (one per param group), got {schedule!r}"
+            )
+        self.schedules = schedules
+        for group, each in zip(groups, schedules):
+            if isinstance(group["lr"], Schedule):
+                group["lr"] = each(0)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [float(each(self.last_epoch)) for each in self.schedules]
+
+
+# Plain data: a checkpoint holding them is safe to load with weights_only=True.
+torch.serialization.add_safe_globals(
+    [constant, step_decay, exponential_decay, cosine_decay, linear, join, one_cycle]
+)

@@ -8,24 +8,41 @@
 ...                            optimlab.scale_by_learning_rate(3e-4))
 """
 
-from . import schedules
-from .aliases import (
-    SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, EMAMomentum, Lion, Muon, MuonWithAdamW, NAdam, RAdam,
-    RMSprop, adadelta, adafactor, adagrad, adam, adamax, adamw, ema_momentum, lion, muon, muon_with_adamw, nadam,
-    radam, rmsprop, sgd,
-)
-from .catalog import create, optimizers
-from .optimizer import Optimizer
-from .tensorlist import TensorList
-from .transform import Transform, chain
-from .transforms import *  # noqa: F403 (the transforms are the public API)
-from .transforms import __all__ as _transforms
+import importlib
+import pkgutil
 
 __version__ = "0.1.0"
 
-__all__ = [
+_ALIASES = (
     "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "EMAMomentum", "Lion", "Muon",
     "MuonWithAdamW", "NAdam", "RAdam", "RMSprop", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw",
     "ema_momentum", "lion", "muon", "muon_with_adamw", "nadam", "radam", "rmsprop", "sgd",
-    "create", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules", *_transforms,
-]
+)
+#: public name -> the submodule that defines it (None: the name is a submodule); the transforms'
+#: names come from `optimlab.transforms.__all__`
+_HOMES = {**dict.fromkeys(_ALIASES, "aliases"), "create": "catalog", "optimizers": "catalog",
+          "Optimizer": "optimizer", "TensorList": "tensorlist", "Transform": "transform", "chain": "transform",
+          "schedules": None}
+
+
+def __getattr__(name: str):
+    """The public API, imported on first use: the ``optimlab`` command (``--help``, ``--version``)
+    starts without importing torch."""
+    if name == "__all__":
+        value = [*_HOMES, *importlib.import_module(".transforms", __name__).__all__]
+    elif name in _HOMES:
+        module = importlib.import_module(f".{_HOMES[name] or name}", __name__)
+        value = module if _HOMES[name] is None else getattr(module, name)
+    elif name.startswith("_") or name in {m.name for m in pkgutil.iter_modules(__path__)}:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")  # a submodule not imported yet
+    else:
+        transforms = importlib.import_module(".transforms", __name__)
+        if name not in transforms.__all__:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(transforms, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__getattr__("__all__")})

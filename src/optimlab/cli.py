@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 app = typer.Typer(help="optimlab: compare optimizers on real problems, fairly, with plots and a report.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 DEFAULT_OUT = Path("optimlab-out")
+RESUME = "re-run the same command to resume"
+_debug = {"on": os.environ.get("OPTIMLAB_DEBUG", "") not in ("", "0")}
+
+
+def _version(value: bool) -> None:
+    if value:
+        import optimlab
+
+        typer.echo(f"optimlab {optimlab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks (or set OPTIMLAB_DEBUG=1).")] = False,
+) -> None:
+    """optimlab: compare optimizers on real problems, fairly, with plots and a report."""
+    _debug["on"] = _debug["on"] or debug
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -44,9 +68,55 @@ def list_command() -> None:
         console.print(table)
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+def _option(message: str) -> str:
+    """"sampler must be ..." as "--sampler must be ...": the line names the option given."""
+    return f"--{message}" if message.split(" ", 1)[0] in ("sampler", "storage", "rank-by") else message
+
+
+def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr and the exit code; with --debug, the traceback of the error being handled."""
+    if _debug["on"] and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    typer.secho(message if message.startswith(("error:", "storage unreachable:", "interrupted:"))
+                else f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=code)
+
+
+def _at_least_one(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            _fail(f"--{name} must be >= 1, got {value}")
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """``path`` (a directory to be) is a directory where files can be made; probed for real,
+    since permissions alone do not tell (root, read-only mounts). The probe leaves nothing."""
+    if path.exists() and not path.is_dir():
+        _fail(f"{what} is not a directory: {path}")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        _fail(f"{what} is not writable: {path} ({getattr(error, 'strerror', None) or error})")
+
+
+def _check_storage(url: str, plan, extend: bool) -> None:
+    """The URL, its driver, a readable store made with this plan (or --extend): all read-only."""
+    from optimlab.lab import store, sweep
+
+    try:
+        store.check_url(url)
+        path = store.sqlite_path(url)
+        if path is not None:
+            _check_writable(path.parent, "--storage's folder")
+        sweep.check(url, plan, extend)
+    except store.StorageUnreachable as error:
+        _fail(str(error), code=1)
+    except ValueError as error:
+        _fail(_option(str(error)))
 
 
 @app.command()
@@ -54,12 +124,14 @@ def bench(
     problems: Annotated[Optional[list[str]], typer.Option(help="Problems, comma-separated or repeated.")] = None,
     optimizers: Annotated[Optional[list[str]], typer.Option(help="Optimizers (default: all).")] = None,
     suite: Annotated[Optional[str], typer.Option(help="Named problem suite, used when --problems is not given.")] = None,
-    trials: Annotated[Optional[int], typer.Option(help="Tuning trials per (problem, optimizer) [default: the suite's].")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds the best setting is rerun with [default: the suite's].")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="Optuna RDB URL (default sqlite:///OUT/optimlab.db).")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="Tuning points per study [default: the suite's].")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds each study's best setting is rerun with [default: the suite's].")] = None,
+    studies: Annotated[int, typer.Option(help="Independent tuning studies per (problem, optimizer); the median counts.")] = 1,
+    storage: Annotated[Optional[str], typer.Option(help="sqlite:///FILE or postgresql://USER@HOST/DB (default sqlite:///OUT/optimlab.db).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory for the store and the report.")] = DEFAULT_OUT,
-    sampler: Annotated[str, typer.Option(help="Tuning sampler: qmc or tpe.")] = "qmc",
-    workers: Annotated[int, typer.Option(help="Worker processes on this machine.")] = min(os.cpu_count() or 1, 2),
+    sampler: Annotated[str, typer.Option(help="Tuning points: qmc (scrambled Halton) or random.")] = "qmc",
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes on this machine [default: min(cores, 2)].")] = None,
+    extend: Annotated[bool, typer.Option(help="Add to a store made with a smaller budget (more trials, seeds or studies).")] = False,
     problem_file: Annotated[Optional[list[Path]], typer.Option(
         help="A Python file defining PROBLEMS (optimlab.lab.define_problem); repeatable.")] = None,
     optimizer_file: Annotated[Optional[list[Path]], typer.Option(
@@ -67,9 +139,9 @@ def bench(
     rank_by: Annotated[str, typer.Option(help="steps (default; machine-independent) or time.")] = "steps",
 ) -> None:
     """Tune and rerun every optimizer on every problem, then write the report. Re-run to resume."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
+    _at_least_one(trials=trials, seeds=seeds, studies=studies, workers=workers)
+    if problems and suite:
+        _fail(f"give either --problems or --suite, not both (got --problems {','.join(problems)} --suite {suite})")
     from optimlab.lab import store, sweep
     from optimlab.lab.optimizers import optimizer_names
     from optimlab.lab.problems import get_suite
@@ -85,24 +157,71 @@ def bench(
             sources.problem(name)
         optimizer_list = _names(optimizers) or [*sources.user_candidates(), *optimizer_names()]
         optimizer_list = [sources.candidate(name).label for name in optimizer_list]
-        plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds, sampler=sampler)
-        url = storage or store.default_storage(out)
-        store.open_storage(url)
+        plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds, studies=studies,
+                          sampler=sampler)
+    except ValueError as error:
+        _fail(_option(str(error)))
+    _check_writable(out, "--out")
+    url = storage or store.default_storage(out)
+    _check_storage(url, plan, extend)
+
+    names = [(p, o) for p in problem_names for o in optimizer_list]
+    command = shlex.join(["optimlab", *sys.argv[1:]])
+    opened, ids = store.Store(url), []
+    try:
+        with sweep.sigterm_interrupts():
+            try:
+                ids = sweep.prepare(opened, sweep.resolve(names, sources), plan, extend, command)
+                done, total = opened.progress(ids)
+                if done < total:
+                    used, warning = sweep.workers_cap(workers or sweep.default_workers(), total - done)
+                    if warning:
+                        typer.secho(warning, fg=typer.colors.YELLOW, err=True)
+                    _sweep(opened, ids, url, names, plan, used, sources, extend, command, done, total)
+            except (KeyboardInterrupt, sweep.Interrupted) as interrupt:
+                finished = _finished(opened, ids)
+                _fail(f"interrupted: {finished} runs finished and stored; {RESUME}",
+                      code=143 if isinstance(interrupt, sweep.Interrupted) else 130)
+    except store.StorageUnreachable as error:
+        _fail(str(error), code=1)
+    except sweep.RunFailed as error:
+        _fail(f"{error}; its run was given back: {RESUME}", code=1)
     except ValueError as error:
         _fail(str(error))
-    if problems and suite:
-        _fail("give either --problems or --suite, not both")
-    pairs = [(p, o) for p in problem_names for o in optimizer_list]
-    total = len(pairs) * (plan.trials + plan.seeds)
-    done = sweep.count_runs(url, sweep.resolve(pairs, sources), plan)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        task = progress.add_task("sweep", total=total, completed=done)
-        on_run = lambda problem, optimizer: progress.update(task, advance=1, description=f"{problem} / {optimizer}")
-        sweep.run_parallel(url, pairs, plan, workers=workers, on_run=on_run, sources=sources)
+    finally:
+        opened.dispose()
     paths = _write_report(url, out, rank_by, sources)
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}\nstore: {url}")
+
+
+def _sweep(opened, ids, url, names, plan, workers, sources, extend, command, done, total) -> None:
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from optimlab.lab import sweep
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("sweep", total=total, completed=done)
+
+        def on_run(problem: str, optimizer: str) -> None:  # the store's count: other commands' runs too
+            progress.update(task, completed=opened.progress(ids)[0], description=f"{problem} / {optimizer}")
+
+        sweep.run_parallel(url, names, plan, workers=workers, on_run=on_run, sources=sources, extend=extend,
+                           command=command)
+        progress.update(task, completed=opened.progress(ids)[0], description="sweep")
+
+
+def _finished(opened, ids) -> str:
+    """"N" runs of the command done in the store ("N of T"), or "?" if the store cannot say."""
+    if not ids:
+        return "0"
+    try:
+        done, total = opened.progress(ids)
+    except Exception:  # noqa: BLE001 (interrupted while the store was away: the count is unknown)
+        return "some"
+    return f"{done} of {total}"
 
 
 def _check_rank_by(rank_by: str) -> None:
@@ -122,15 +241,18 @@ def _write_report(url: str, out: Path, rank_by: str, sources) -> dict:
     from optimlab.lab.report import write_report
     from optimlab.lab.results import load_results
 
-    results = load_results(url)
-    if rank_by == "time":
-        results.with_step_times(timing.ensure(out, results, sources.problem, sources.candidate))
-    return write_report(results, out)
+    try:
+        results = load_results(url)
+        if rank_by == "time":
+            results.with_step_times(timing.ensure(out, results, sources.problem, sources.candidate))
+        return write_report(results, out)
+    except OSError as error:
+        _fail(f"cannot write the report in {out}: {error}", code=1)
 
 
 @app.command()
 def report(
-    storage: Annotated[Optional[str], typer.Option(help="Optuna RDB URL (default sqlite:///OUT/optimlab.db).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="The sweep's store URL (default sqlite:///OUT/optimlab.db).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory for the report.")] = DEFAULT_OUT,
     rank_by: Annotated[str, typer.Option(help="steps (default; machine-independent) or time.")] = "steps",
     problem_file: Annotated[Optional[list[Path]], typer.Option(
@@ -143,19 +265,35 @@ def report(
     from optimlab.lab.user import Sources
 
     url = storage or store.default_storage(out)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    try:
+        store.check_url(url)
+    except ValueError as error:
+        _fail(_option(str(error)))
+    path = store.sqlite_path(url)
+    if path is not None and not path.exists():
         _fail(f"no store at {url}; run `optimlab bench --out {out}` first or pass --storage")
+    _check_writable(out, "--out")
     try:
         _check_rank_by(rank_by)
         sources = Sources(tuple(map(str, problem_file or ())), tuple(map(str, optimizer_file or ())))
         paths = _write_report(url, out, rank_by, sources)
+    except store.StorageUnreachable as error:
+        _fail(str(error), code=1)
     except ValueError as error:
         _fail(str(error))
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}")
 
 
 def main() -> None:
-    app()
+    """The console script: no Python traceback reaches a user unless --debug asks for it."""
+    try:
+        app()
+    except Exception as error:  # an environment fault nothing above foresaw
+        if _debug["on"]:
+            raise
+        typer.secho(f"error: {type(error).__name__}: {error} (run with --debug for the traceback)",
+                    fg=typer.colors.RED, err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,78 +1,183 @@
-"""A sweep killed with SIGKILL mid-way and re-run completes without redoing or losing trials."""
+"""Kills, pauses, signals and simultaneous starts on SQLite: the store ends with exactly the runs
+of an uninterrupted one-process sweep (the `reference` fixture), each budget item done once."""
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 
-import optuna
+import pytest
+from sweeping import OPTIMIZERS, PROBLEM, TOTAL, bench, deterministic, done_count, environment, start, wait_until
 
 from optimlab.lab import store
 
-TRIALS, SEEDS = 6, 3
-OPTIMIZERS = ("sgd", "adam")
 
-
-def _command(out):
-    return [sys.executable, "-m", "optimlab.cli", "bench", "--problems", "saddle", "--optimizers", ",".join(OPTIMIZERS),
-            "--trials", str(TRIALS), "--seeds", str(SEEDS), "--out", str(out), "--workers", "1"]
-
-
-def _finished(db):
-    """(study, trial number) -> value of every finished trial carrying a run record, read from SQLite."""
-    if not db.exists():
-        return {}
+def _items(db) -> list[tuple]:
     con = sqlite3.connect(db, timeout=30)
     try:
-        rows = con.execute(
-            "SELECT s.study_name, t.number, v.value FROM trials t JOIN studies s ON s.study_id = t.study_id "
-            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'run' "
-            "LEFT JOIN trial_values v ON v.trial_id = t.trial_id "
-            "WHERE t.state IN ('COMPLETE', 'FAIL')").fetchall()
-    except sqlite3.OperationalError:  # tables not created yet
-        rows = []
+        return con.execute("SELECT id, state, claimed_by, attempts FROM optimlab_items ORDER BY id").fetchall()
     finally:
         con.close()
-    return {(name, number): value for name, number, value in rows}
 
 
-def test_sigkill_then_rerun_completes_without_redoing_or_losing(tmp_path):
-    db = tmp_path / "optimlab.db"
-    process = subprocess.Popen(_command(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while len(_finished(db)) < 4 and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    before = _finished(db)
-    assert 4 <= len(before) < len(OPTIMIZERS) * (TRIALS + SEEDS), "kill should land mid-sweep"
+def _assert_complete(url, db, reference):
+    assert deterministic(url) == reference
+    items = _items(db)
+    assert len(items) == TOTAL and all(state == "done" for _, state, _, _ in items)
 
-    result = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=300)
+
+def _finish(command, **env) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment(**env))
     assert result.returncode == 0, result.stderr
-    after = _finished(db)
-    for key, value in before.items():  # nothing finished is lost or changed
-        assert key in after and (after[key] == value or value is None and after[key] is None)
-    url = store.default_storage(tmp_path)
-    for optimizer in OPTIMIZERS:  # and nothing finished was run again: exactly the budget is done
-        tune = optuna.load_study(study_name=f"saddle/{optimizer}/tune", storage=url)
-        seeds = optuna.load_study(study_name=f"saddle/{optimizer}/seeds", storage=url)
-        assert len(store.done_trials(tune)) == TRIALS
-        assert sorted(t.params["seed"] for t in store.done_trials(seeds)) == list(range(1, SEEDS + 1))
-        assert not [t for t in tune.trials + seeds.trials if t.state == optuna.trial.TrialState.RUNNING]
-    assert (tmp_path / "report.html").exists()
+    return result
 
 
-def test_trial_killed_before_its_first_heartbeat_is_requeued(tmp_path):
-    """A process killed between creating a trial and its first heartbeat leaves a RUNNING trial
-    Optuna never declares stale; the store re-queues it after the grace period."""
-    storage = store.open_storage(store.default_storage(tmp_path))
-    study = optuna.create_study(storage=storage, study_name="orphan")
-    orphan = study.ask()  # RUNNING, and no heartbeat thread ever starts for it
-    assert store.pending_trials(study) == (1, 0)  # young: maybe alive, left alone
-    deadline = time.time() + 4 * store.GRACE_PERIOD
-    while store.pending_trials(study) != (0, 1) and time.time() < deadline:
-        time.sleep(0.5)
-    assert store.pending_trials(study) == (0, 1)  # failed, and a retry is waiting
-    assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
+def test_sigkill_mid_sweep_then_rerun_equals_the_uninterrupted_sweep(tmp_path, reference):
+    db = tmp_path / "optimlab.db"
+    url = f"sqlite:///{db}"
+    process = start(bench(url, tmp_path, "--workers", "1"))
+    wait_until(lambda: done_count(url) >= 3 or process.poll() is not None)
+    process.kill()
+    process.wait()
+    assert 3 <= done_count(url) < TOTAL, "the kill should land mid-sweep"
+    _finish(bench(url, tmp_path, "--workers", "1"))
+    _assert_complete(url, db, reference)
+    assert sum(attempts for *_, attempts in _items(db)) <= TOTAL + 1  # only the killed run was run again
+
+
+# A worker killed just before or just after the one statement that stores a run and marks it done.
+KILLED_AT_FINISH = """
+import os, signal, sys
+from optimlab.lab import store, sweep
+from optimlab.lab.user import Sources
+finish, when, after = store.Store.finish, sys.argv[2], int(sys.argv[3])
+calls = []
+def killing_finish(self, item, record):
+    calls.append(1)
+    if when == "before" and len(calls) > after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    stored = finish(self, item, record)
+    if when == "after" and len(calls) > after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return stored
+store.Store.finish = killing_finish
+names = [("saddle", o) for o in ("sgd", "adam")]
+sweep.run_pairs(sys.argv[1], sweep.resolve(names, Sources()), sweep.Plan(trials=3, seeds=2, studies=2))
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_kill_at_the_write_of_a_run_leaves_no_wrong_answer(tmp_path, reference, when):
+    db = tmp_path / "optimlab.db"
+    url = f"sqlite:///{db}"
+    after = 3 if when == "before" else 2  # a tuning run of the first study, then the last one of it
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_FINISH, url, when, str(after)], env=environment(),
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert done_count(url) == (after if when == "before" else after + 1)
+    # the killed worker's item is claimed until its lease ends; a short lease keeps the test short
+    _finish(bench(url, tmp_path, "--workers", "1"), OPTIMLAB_LEASE_SECONDS=1)
+    _assert_complete(url, db, reference)
+
+
+def test_simultaneous_starts_on_a_fresh_store_all_succeed_and_split_the_budget(tmp_path, reference):
+    db = tmp_path / "optimlab.db"
+    url = f"sqlite:///{db}"
+    processes = [start(bench(url, tmp_path / f"out{i}", "--workers", "1")) for i in range(4)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+    assert [code for code, _ in results] == [0] * 4, results
+    _assert_complete(url, db, reference)
+    assert sum(attempts for *_, attempts in _items(db)) == TOTAL  # no run was run twice
+
+
+@pytest.mark.slow
+def test_a_worker_paused_past_its_lease_yields_cleanly(tmp_path, reference):
+    db = tmp_path / "optimlab.db"
+    url = f"sqlite:///{db}"
+    lease = {"OPTIMLAB_LEASE_SECONDS": 1}
+    paused = start(bench(url, tmp_path / "a", "--workers", "1"), **lease)
+
+    def stopped_holding_an_item():
+        os.kill(paused.pid, signal.SIGSTOP)
+        held = [i for i in _items(db) if i[1] == "claimed" and f":{paused.pid}:" in (i[2] or "")] if db.exists() else []
+        if not held:
+            os.kill(paused.pid, signal.SIGCONT)
+        return held
+
+    held = wait_until(stopped_holding_an_item, every=0.02)[0]
+    other = start(bench(url, tmp_path / "b", "--workers", "1"), **lease)
+    wait_until(lambda: _items(db)[held[0] - 1][3] >= 2 or other.poll() is not None)  # taken over
+    time.sleep(1)
+    os.kill(paused.pid, signal.SIGCONT)
+    for process in (paused, other):
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    _assert_complete(url, db, reference)
+    assert _items(db)[held[0] - 1][3] >= 2
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return [int(child) for child in file.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_every_worker_within_5_s_with_one_line(tmp_path, reference, signum, code):
+    url = f"sqlite:///{tmp_path / 'optimlab.db'}"
+    process = start(bench(url, tmp_path, "--workers", "2"))
+    wait_until(lambda: done_count(url) >= 2 or process.poll() is not None)
+    workers = _children(process.pid)
+    assert process.poll() is None and len(workers) >= 2
+    process.send_signal(signum)
+    sent = time.monotonic()
+    assert process.wait(timeout=10) == code
+    wait_until(lambda: not any(map(_alive, workers)), timeout=5)
+    assert time.monotonic() - sent < 5
+    stderr = process.stderr.read()
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].endswith(
+        f"runs finished and stored; re-run the same command to resume")
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: ")
+    _finish(bench(url, tmp_path, "--workers", "1"))
+    assert deterministic(url) == reference
+
+
+@pytest.mark.slow
+def test_sigkill_soak_ends_with_the_uninterrupted_result(tmp_path):
+    """At least 20 SIGKILLs of a whole command (main process and workers) at random moments."""
+    from optimlab.lab import sweep
+    from optimlab.lab.user import Sources
+
+    trials, seeds = 24, 3
+    names = [(PROBLEM, o) for o in OPTIMIZERS]
+    reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
+    sweep.run_pairs(reference_url, sweep.resolve(names, Sources()), sweep.Plan(trials, seeds, studies=2))
+    url = f"sqlite:///{tmp_path / 'optimlab.db'}"
+    command = bench(url, tmp_path, "--workers", "2", trials=trials, seeds=seeds)
+    generator, kills = random.Random(0), 0
+    while kills < 20:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env=environment(OPTIMLAB_LEASE_SECONDS=1), start_new_session=True)
+        try:
+            process.wait(timeout=generator.uniform(1.0, 8.0))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            kills += 1
+            continue
+        break  # finished before the kill: the soak is over
+    assert kills >= 20
+    _finish(command, OPTIMLAB_LEASE_SECONDS=1)
+    assert deterministic(url) == deterministic(reference_url)
+    assert all(state == "done" for _, state, _, _ in _items(tmp_path / "optimlab.db"))

@@ -1,36 +1,63 @@
-"""The protocol: for each (problem, optimizer), tune with an equal trial budget on the validation
-split, then rerun the best setting over several seeds on the test split. Resumable and shareable
-between worker processes through the store."""
+"""The protocol: for each (problem, optimizer), ``studies`` independent tuning studies of
+``trials`` points on the validation split, then each study's best setting rerun with seeds
+1..``seeds`` on the test split. The whole budget is enqueued in the store when a pair is
+created, and workers (processes, commands, machines sharing one storage URL) claim its items one
+at a time, so a shared, interrupted or resumed sweep runs exactly the runs of an uninterrupted
+one-process sweep (see `store`)."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
+import math
 import multiprocessing
 import os
+import platform
 import queue
+import shlex
+import signal
+import socket
+import sys
 import time
-from dataclasses import dataclass
-from typing import Callable, Sequence
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator, Sequence
 
-import optuna
-import torch
-from optuna.trial import TrialState
+import numpy as np
 
 from . import store
-from .problems import Problem
 from .optimizers import Candidate
+from .problems import Problem
+from .runner import RunRecord, run
+from .selection import best_of_study
 from .user import Sources
-from .runner import run
-from .selection import best_setting
 
-TUNING_SEED = 0
-POLL_SECONDS = 1.0
-QUEUED_ATTR = "queued"  # marks the seed reruns this module queued
-OnRun = Callable[[str, str], None]  # called with (problem, optimizer) after each finished run
+SAMPLERS = ("qmc", "random")
+TUNING_SEED = 1_000_000  # study s tunes with seed TUNING_SEED + s; reruns use 1..seeds
+POLL_SECONDS = 0.5  # a worker with nothing free waits this long before asking again
+STOP_SECONDS = 4.0  # an interrupted command waits this long for its workers, then kills them
+WORKER_MEMORY_MB = 600  # what one worker process needs at most on the built-in problems
+OnRun = Callable[[str, str], None]  # called with (problem, optimizer) after each run this command stored
+
+
+class RunFailed(RuntimeError):
+    """A run raised; its item was given back (a re-run tries the same point again)."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM to the command, raised like KeyboardInterrupt so that workers stop and release."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How much to run: ``trials`` tuning runs and ``seeds`` reruns per (problem, optimizer)."""
+    """How much to run per (problem, optimizer): ``studies`` tuning studies of ``trials`` points
+    from ``sampler`` (``qmc``: scrambled Halton; ``random``: uniform), then ``seeds`` reruns of
+    each study's best setting."""
 
     trials: int
     seeds: int
@@ -39,100 +66,44 @@ class Plan:
     sampler_seed: int = 0
 
     def __post_init__(self):
-        if self.studies != 1:
-            raise ValueError(f"studies must be 1 with this store, got {self.studies}")
-        if self.trials < 1:
-            raise ValueError(f"trials must be >= 1, got {self.trials}")
-        if self.seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
-        store.make_sampler(self.sampler, 0)  # validates the sampler name
+        for name in ("trials", "seeds", "studies"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
 
     @property
     def seed_values(self) -> tuple[int, ...]:
-        """Rerun seeds; tuning uses seed 0, so the reruns are fresh draws."""
         return tuple(range(1, self.seeds + 1))
 
+    def to_dict(self) -> dict:
+        return asdict(self)
 
-class PairSweep:
-    """The two studies of one (problem, optimizer) and the logic to move them forward."""
+    def points(self, space, study: int) -> list[dict[str, float]]:
+        """Study ``study``'s tuning points. Seeded by the sampler seed, the study and the search
+        space itself (not the optimizer's name), so candidates with the same space get the same
+        points (common random numbers); point k depends only on k, so a larger budget adds points."""
+        space_key = zlib.crc32(json.dumps([h.to_dict() for h in space], sort_keys=True).encode())
+        generator = np.random.default_rng([self.sampler_seed, study, space_key])
+        if self.sampler == "qmc":
+            from scipy.stats import qmc  # noqa: PLC0415 (scipy is slow to import; only the sweep needs it)
 
-    def __init__(self, storage: optuna.storages.RDBStorage, problem: Problem, candidate: Candidate, plan: Plan):
-        self.problem, self.candidate, self.plan = problem, candidate, plan
-        self.optimizer, self.space = candidate.label, candidate.space
-        open_stage = lambda stage, budget: store.open_study(
-            storage, problem.spec, candidate.label, stage, budget=budget, sampler=plan.sampler,
-            sampler_seed=plan.sampler_seed)
-        self.tune = open_stage("tune", plan.trials)
-        self.seeds = open_stage("seeds", plan.seeds)
+            unit = qmc.Halton(len(space), scramble=True, seed=generator).random(self.trials)
+        else:
+            unit = generator.random((self.trials, len(space)))
+        return [{h.name: _scaled(h, float(u)) for h, u in zip(space, row)} for row in unit]
 
-    def _objective(self, stage: str) -> Callable[[optuna.Trial], float]:
-        def objective(trial: optuna.Trial) -> float:
-            if stage == "seeds" and not trial.user_attrs.get(QUEUED_ATTR):
-                raise optuna.TrialPruned("seed reruns only run queued settings")  # lost a race; ignored
-            hparams = {h.name: trial.suggest_float(h.name, h.low, h.high, log=h.log) for h in self.space}
-            seed = trial.suggest_int("seed", 0, 2**31 - 1) if stage == "seeds" else TUNING_SEED
-            record = run(self.problem, self.candidate, hparams, seed, "test" if stage == "seeds" else "validation")
-            trial.set_user_attr(store.RUN_ATTR, record.to_dict())
-            return record.final_metric  # NaN for a diverged run: Optuna records the trial as FAIL
-
-        return objective
-
-    def best_hparams(self) -> dict[str, float] | None:
-        runs = [store.record_of(t) for t in store.done_trials(self.tune)[: self.plan.trials]]
-        return best_setting(self.problem.spec, [runs])
-
-    def _missing_seeds(self, hparams: dict[str, float]) -> list[int]:
-        """Rerun seeds of ``hparams`` that are neither done, nor queued, nor running."""
-        states = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.FAIL)
-        present = set()
-        for trial in self.seeds.get_trials(deepcopy=False, states=states):
-            setting = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
-            live = trial.state in (TrialState.WAITING, TrialState.RUNNING) or store.RUN_ATTR in trial.user_attrs
-            if live and all(setting.get(k) == v for k, v in hparams.items()):
-                present.add(setting.get("seed"))
-        return [s for s in self.plan.seed_values if s not in present]
-
-    def runs_done(self) -> int:
-        tuned = min(len(store.done_trials(self.tune)), self.plan.trials)
-        hparams = self.best_hparams()
-        reran = 0 if hparams is None else self.plan.seeds - len(self._missing_seeds(hparams))
-        return tuned + reran
-
-    def advance(self, on_run: OnRun | None = None) -> bool:
-        """Run what this worker can; True once the pair is complete (or nothing is left to rerun)."""
-        name = (self.problem.name, self.optimizer)
-        while True:
-            running, waiting = store.pending_trials(self.tune)
-            if waiting == 0 and len(store.done_trials(self.tune)) + running >= self.plan.trials:
-                break
-            self.tune.optimize(self._objective("tune"), n_trials=1)
-            on_run and on_run(*name)
-        if len(store.done_trials(self.tune)) < self.plan.trials:
-            return False  # another worker is still tuning this pair
-        hparams = self.best_hparams()
-        if hparams is None:
-            return True  # every setting diverged: nothing to rerun
-        for seed in self._missing_seeds(hparams):
-            self.seeds.enqueue_trial({**hparams, "seed": seed}, user_attrs={QUEUED_ATTR: True})
-        while store.pending_trials(self.seeds)[1]:
-            self.seeds.optimize(self._objective("seeds"), n_trials=1)
-            on_run and on_run(*name)
-        return not self._missing_seeds(hparams) and store.pending_trials(self.seeds) == (0, 0)
+    def budget(self, problem: Problem, candidate: Candidate) -> store.PairBudget:
+        return store.PairBudget(problem.spec, candidate.label, [h.to_dict() for h in candidate.space],
+                                [self.points(candidate.space, s) for s in range(self.studies)],
+                                [TUNING_SEED + s for s in range(self.studies)], self.seed_values)
 
 
-def run_pairs(storage_url: str, pairs: Sequence[tuple[Problem, Candidate]], plan: Plan, on_run: OnRun | None = None) -> None:
-    """Work through the pairs until each is complete, waiting for other workers where needed."""
-    storage = store.open_storage(storage_url)
-    pending = [PairSweep(storage, problem, optimizer, plan) for problem, optimizer in pairs]
-    while pending:
-        pending = [pair for pair in pending if not pair.advance(on_run)]
-        if pending:
-            time.sleep(POLL_SECONDS)
-
-
-def count_runs(storage_url: str, pairs: Sequence[tuple[Problem, Candidate]], plan: Plan) -> int:
-    storage = store.open_storage(storage_url)
-    return sum(PairSweep(storage, problem, optimizer, plan).runs_done() for problem, optimizer in pairs)
+def _scaled(h, u: float) -> float:
+    if h.log:
+        return float(math.exp(math.log(h.low) + u * (math.log(h.high) - math.log(h.low))))
+    return float(h.low + u * (h.high - h.low))
 
 
 def resolve(names: Sequence[tuple[str, str]], sources: Sources) -> list[tuple[Problem, Candidate]]:
@@ -140,46 +111,231 @@ def resolve(names: Sequence[tuple[str, str]], sources: Sources) -> list[tuple[Pr
     return [(sources.problem(problem), sources.candidate(optimizer)) for problem, optimizer in names]
 
 
-def _worker(storage_url: str, names: list[tuple[str, str]], plan: Plan, threads: int, events,
-            sources: Sources) -> None:
+def machine_meta(command: str | None = None) -> dict:
+    """How the store was made: the command, versions, CPU, threads and start time."""
+    import torch  # noqa: PLC0415
+
+    import optimlab  # noqa: PLC0415
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as file:
+            cpu = next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), cpu)
+    return {"command": command or shlex.join(sys.argv), "cpu": cpu, "threads": torch.get_num_threads(),
+            "cores": os.cpu_count(), "versions": {"optimlab": optimlab.__version__, "torch": torch.__version__,
+                                                  "python": platform.python_version()},
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def check(storage_url: str, plan: Plan, extend: bool = False) -> None:
+    """Everything about the store that can be refused, checked without creating anything: the
+    URL, its driver, a readable store, and a plan the store was made with (or ``extend``)."""
+    opened = store.Store(storage_url)
+    try:
+        store.check_plan(opened.stored_plan(), plan.to_dict(), extend)
+    finally:
+        opened.dispose()
+
+
+def prepare(opened: store.Store, pairs: Sequence[tuple[Problem, Candidate]], plan: Plan, extend: bool,
+            command: str | None) -> list[int]:
+    return opened.prepare(plan.to_dict(), machine_meta(command),
+                          [plan.budget(problem, candidate) for problem, candidate in pairs], extend)
+
+
+def _run_item(opened: store.Store, item: store.Item, problem: Problem, candidate: Candidate) -> RunRecord | None:
+    if item.kind == store.TUNE:
+        return run(problem, candidate, item.hparams, item.seed, "validation")
+    best = best_of_study(problem.spec, opened.tuning_records(item.pair_id, item.study))
+    if best is None:
+        return None  # every tuning run of the study diverged: nothing to rerun
+    if item.record is not None and item.record.hparams == best.hparams:
+        return item.record  # an extended budget did not change this study's best setting
+    return run(problem, candidate, best.hparams, item.seed, "test")
+
+
+def work(opened: store.Store, pairs: dict[int, tuple[Problem, Candidate]], on_run: OnRun | None = None) -> None:
+    """Claim and run items of ``pairs`` (by pair id) until all of them are done; wait while
+    other workers hold the rest."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    ids = list(pairs)
+    while True:
+        item = opened.claim(ids, worker)
+        if item is None:
+            done, total = opened.progress(ids)
+            if done == total:
+                return
+            time.sleep(POLL_SECONDS)
+            continue
+        problem, candidate = pairs[item.pair_id]
+        try:
+            with opened.holding(item):
+                record = _run_item(opened, item, problem, candidate)
+        except Exception as error:
+            opened.release(item)
+            raise RunFailed(f"{problem.name}/{candidate.label}: the {item.kind} run of study {item.study}, "
+                            f"{'point' if item.kind == store.TUNE else 'seed'} {item.number} raised "
+                            f"{type(error).__name__}: {error}") from error
+        except BaseException:  # interrupted: give the item back at once rather than at lease expiry
+            with contextlib.suppress(Exception):
+                opened.release(item)
+            raise
+        if opened.finish(item, record) and on_run:
+            on_run(problem.name, candidate.label)
+
+
+def run_pairs(storage_url: str, pairs: Sequence[tuple[Problem, Candidate]], plan: Plan,
+              on_run: OnRun | None = None, *, extend: bool = False, command: str | None = None) -> None:
+    """The sweep of ``pairs`` (objects, e.g. a problem defined in this process), in this process."""
+    opened = store.Store(storage_url)
+    try:
+        ids = prepare(opened, pairs, plan, extend, command)
+        work(opened, dict(zip(ids, pairs)), on_run)
+    finally:
+        opened.dispose()
+
+
+def default_workers() -> int:
+    return min(os.cpu_count() or 1, 2)
+
+
+def workers_cap(requested: int, pending: int) -> tuple[int, str | None]:
+    """``requested`` workers capped by the pending runs and the available memory, with the warning
+    to show when capped."""
+    available_mb = _available_memory_mb()
+    by_memory = max(1, int(available_mb // WORKER_MEMORY_MB)) if available_mb else requested
+    capped = max(1, min(requested, max(pending, 1), by_memory))
+    if capped == requested:
+        return requested, None
+    reason = (f"{pending} runs are left" if capped == max(pending, 1)
+              else f"{available_mb / 1024:.1f} GiB of memory is available ({WORKER_MEMORY_MB} MB a worker)")
+    return capped, f"warning: --workers {requested} capped to {capped}: {reason}"
+
+
+def _available_memory_mb() -> float | None:
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        with open("/proc/meminfo") as file:
+            return int(next(line for line in file if line.startswith("MemAvailable")).split()[1]) / 1024
+    return None
+
+
+def _interrupt(signum, _frame):
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM raises `Interrupted`, as SIGINT raises KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when its command dies, even by SIGKILL (no orphans running on)."""
+    with contextlib.suppress(Exception):
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _worker(storage_url: str, names: list[tuple[str, str]], threads: int, events, sources: Sources) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the command, which stops us
+    signal.signal(signal.SIGTERM, _interrupt)
+    _die_with_parent()
+    import torch  # noqa: PLC0415
+
     torch.set_num_threads(threads)
-    pairs = resolve(names, sources)
-    run_pairs(storage_url, pairs, plan, on_run=lambda problem, optimizer: events.put((problem, optimizer)))
+    opened = store.Store(storage_url)
+    try:
+        pairs = dict(zip(opened.pair_ids(names), resolve(names, sources)))
+        work(opened, pairs, on_run=lambda problem, optimizer: events.put(("run", problem, optimizer)))
+    except Interrupted:
+        sys.exit(0)
+    except (RunFailed, store.StorageUnreachable, store.NotAStore, ValueError) as error:
+        events.put(("error", type(error).__name__, str(error)))
+        sys.exit(1)
+    finally:
+        opened.dispose()
+
+
+_ERRORS = {"RunFailed": RunFailed, "StorageUnreachable": store.StorageUnreachable, "NotAStore": store.NotAStore,
+           "ValueError": ValueError}
 
 
 def run_parallel(storage_url: str, names: Sequence[tuple[str, str]], plan: Plan, workers: int,
-                 on_run: OnRun | None = None, sources: Sources = Sources()) -> None:
-    """Named (problem, optimizer) pairs over ``workers`` processes, each taking every workers-th
-    pair; ``sources`` adds the user's problem and optimizer files to the registries.
-
-    With one worker it runs in this process. Several *commands* (on several machines) may also
-    share one storage URL; they then split trials through the store.
-    """
+                 on_run: OnRun | None = None, sources: Sources = Sources(), *, extend: bool = False,
+                 command: str | None = None) -> None:
+    """The sweep of named (problem, optimizer) pairs over ``workers`` processes on this machine
+    (one: in this process). Several commands on several machines may share one storage URL;
+    they split the items through the store. ``sources`` adds the user's problem and optimizer
+    files to the registries."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    if workers == 1:
-        torch.set_num_threads(threads)
-        run_pairs(storage_url, resolve(names, sources), plan, on_run)
-        return
+    pairs = resolve(names, sources)
+    opened = store.Store(storage_url)
+    try:
+        ids = prepare(opened, pairs, plan, extend, command)
+        done, total = opened.progress(ids)
+        if done == total:
+            return
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        if workers == 1:
+            import torch  # noqa: PLC0415
+
+            torch.set_num_threads(threads)
+            work(opened, dict(zip(ids, pairs)), on_run)
+            return
+    finally:
+        opened.dispose()
+    _run_processes(storage_url, list(names), workers, threads, on_run, sources)
+
+
+def _run_processes(storage_url: str, names: list[tuple[str, str]], workers: int, threads: int,
+                   on_run: OnRun | None, sources: Sources) -> None:
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    processes = [context.Process(target=_worker, args=(storage_url, list(names[i::workers]), plan, threads, events, sources))
-                 for i in range(workers)]
-    for process in processes:
-        process.start()
+    # started with SIGINT ignored (inherited through exec), so that Ctrl-C in the terminal
+    # reaches only this process, which then stops the workers
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        while any(p.is_alive() for p in processes) or not events.empty():
+        processes = [context.Process(target=_worker, args=(storage_url, names, threads, events, sources), daemon=True)
+                     for _ in range(workers)]
+        for process in processes:
+            process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    error = None
+    try:
+        while error is None and (any(p.is_alive() for p in processes) or not events.empty()):
             try:
                 event = events.get(timeout=0.2)
             except queue.Empty:
                 continue
-            on_run and on_run(*event)
+            if event[0] == "run":
+                on_run and on_run(*event[1:])
+            else:
+                error = _ERRORS[event[1]](event[2])
     finally:
-        for process in processes:
-            if process.is_alive():  # only when this process is interrupted
-                process.terminate()
-            process.join()
+        _stop(processes)
+    if error is not None:
+        raise error
     failed = [p.exitcode for p in processes if p.exitcode != 0]
     if failed:
-        raise RuntimeError(f"{len(failed)} sweep worker(s) failed (exit codes {failed}); re-run to resume")
+        raise RuntimeError(f"{len(failed)} sweep worker(s) died (exit codes {failed}); re-run the same command "
+                           f"to resume")
+
+
+def _stop(processes) -> None:
+    """SIGTERM the workers still running (they give their items back), SIGKILL any that linger."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()

@@ -126,7 +126,7 @@ def bench(
     suite: Annotated[Optional[str], typer.Option(help="Named problem suite, used when --problems is not given.")] = None,
     trials: Annotated[Optional[int], typer.Option(help="Tuning points per study [default: the suite's].")] = None,
     seeds: Annotated[Optional[int], typer.Option(help="Seeds each study's best setting is rerun with [default: the suite's].")] = None,
-    studies: Annotated[int, typer.Option(help="Independent tuning studies per (problem, optimizer); the median counts.")] = 1,
+    studies: Annotated[Optional[int], typer.Option(help="Independent tuning studies per (problem, optimizer); the median counts [default: the suite's].")] = None,
     storage: Annotated[Optional[str], typer.Option(help="sqlite:///FILE or postgresql://USER@HOST/DB (default sqlite:///OUT/optimlab.db).")] = None,
     out: Annotated[Path, typer.Option(help="Output directory for the store and the report.")] = DEFAULT_OUT,
     sampler: Annotated[str, typer.Option(help="Tuning points: qmc (scrambled Halton) or random.")] = "qmc",
@@ -157,8 +157,8 @@ def bench(
             sources.problem(name)
         optimizer_list = _names(optimizers) or [*sources.user_candidates(), *optimizer_names()]
         optimizer_list = [sources.candidate(name).label for name in optimizer_list]
-        plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds, studies=studies,
-                          sampler=sampler)
+        plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds,
+                          studies=studies or chosen_suite.studies, sampler=sampler)
     except ValueError as error:
         _fail(_option(str(error)))
     _check_writable(out, "--out")

@@ -121,3 +121,36 @@ def test_help_and_version_import_no_torch_sqlalchemy_or_matplotlib():
     import optimlab
 
     assert output.splitlines() == [f"optimlab {optimlab.__version__}", "[]"]
+
+
+def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_the_old_report_whole(tmp_path, monkeypatch):
+    import errno
+
+    from optimlab.lab import files
+
+    tiny = ["bench", "--problems", "saddle", "--optimizers", "sgd", "--trials", "1", "--seeds", "1", "--workers", "1",
+            "--out", str(tmp_path)]
+    assert runner.invoke(cli.app, tiny).exit_code == 0
+    before = (tmp_path / "report.html").read_bytes()
+    real_fdopen = files.os.fdopen
+
+    class FullDisk:  # a file whose writes fail as on a full disk, after the temporary file exists
+        def __init__(self, handle, mode):
+            self.file = real_fdopen(handle, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fdopen", FullDisk)
+    result = runner.invoke(cli.app, tiny)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write the report in {tmp_path}: [Errno 28] No space left on device"]
+    assert (tmp_path / "report.html").read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -69,7 +69,7 @@ sweep.run_pairs(sys.argv[1], sweep.resolve(names, Sources()), sweep.Plan(trials=
 """
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("when", [pytest.param("before", marks=pytest.mark.slow), "after"])
 def test_a_kill_at_the_write_of_a_run_leaves_no_wrong_answer(tmp_path, reference, when):
     db = tmp_path / "optimlab.db"
     url = f"sqlite:///{db}"
@@ -83,6 +83,7 @@ def test_a_kill_at_the_write_of_a_run_leaves_no_wrong_answer(tmp_path, reference
     _assert_complete(url, db, reference)
 
 
+@pytest.mark.slow
 def test_simultaneous_starts_on_a_fresh_store_all_succeed_and_split_the_budget(tmp_path, reference):
     db = tmp_path / "optimlab.db"
     url = f"sqlite:///{db}"

@@ -1,6 +1,6 @@
 """The lab: compare optimizers on real problems, fairly, with plots and a report.
 
-Needs the ``lab`` extras (optuna, matplotlib, scikit-learn, mnist1d, typer, rich);
+Needs the ``lab`` extras (sqlalchemy, psycopg, scipy, matplotlib, scikit-learn, mnist1d, typer, rich);
 ``import optimlab`` alone never imports this package.
 """
 

@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from array import array
 from collections import Counter
@@ -57,7 +56,6 @@ _PARALLEL_MIN = 1 << 16
 
 _kernels: dict[tuple, Any] = {}
 _failed: dict[tuple, str] = {}
-_lock = threading.Lock()
 
 
 #: The C storage type of each dtype the kernels take, and how an element is loaded into
@@ -429,21 +427,15 @@ def kernel(specs: list[Elementwise], dtypes: tuple[torch.dtype, ...], norm_in_ke
     key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor) for s in specs), dtypes, inline_roots,
            norm_in_kernel)
     stats["lookups"] += 1
-    entry = _kernels.get(key)
-    if entry is None:
-        with _lock:
-            entry = _kernels.get(key)
-            if entry is None:
-                if key in _failed:  # not again at every step
-                    raise RuntimeError(_failed[key])
-                source, slots = generate(specs, COMPUTE[dtypes[0]], inline_roots, norm_in_kernel, dtypes)
-                try:
-                    entry = (_library(source, cache), slots)
-                except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-                    _failed[key] = str(error)
-                    raise RuntimeError(_failed[key]) from error
-                _kernels[key] = entry
-    return entry
+
+    def build():
+        source, slots = generate(specs, COMPUTE[dtypes[0]], inline_roots, norm_in_kernel, dtypes)
+        try:
+            return _library(source, cache), slots
+        except (OSError, subprocess.SubprocessError) as error:
+            raise RuntimeError(f"building a fused kernel failed: {error}") from error
+
+    return codegen.cached(_kernels, _failed, key, build)
 
 
 def available() -> bool:

@@ -12,9 +12,11 @@ optimizer-state bytes per parameter.
     python benchmarks/step_speed.py --models a,b,c --algos adam,sgd --steps 15
     python benchmarks/step_speed.py --json out.json --markdown out.md
 
-Models (float32): (a) one tensor of 10M elements, (b) ~200 tensors totalling 10M (a
+Models: (a) one tensor of 10M elements, (b) ~200 tensors totalling 10M (a
 transformer-like mix of matrices, vectors and embeddings), (c) 2,000 tensors totalling
-1M, (d) 100M elements in ~200 tensors (beyond the CPU caches).
+1M, (d) 100M elements in ~200 tensors (beyond the CPU caches). In float32, and in
+bfloat16 for the algorithms torch has a fused kernel of (``--dtypes``): there the
+yardstick per byte is torch's fused Adam in bfloat16.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def model_sizes(kind: str) -> list[int]:
     return sizes
 
 
-def make_params(sizes, device):
-    params = [torch.randn(s, device=device, requires_grad=True) for s in sizes]
+def make_params(sizes, device, dtype=torch.float32):
+    params = [torch.randn(s, device=device, dtype=dtype, requires_grad=True) for s in sizes]
     for p in params:
         p.grad = torch.randn_like(p) * 1e-3
     return params
@@ -96,16 +98,16 @@ class Triad:
         self.a.add_(self.b, alpha=1e-3)
 
 
-def bench_algo(name, sizes, steps, warmup, loop, triad, device):
+def bench_algo(name, sizes, steps, warmup, loop, triad, device, dtype=torch.float32):
     factory, torch_cls, kwargs, torch_paths, buffers, grad_reads = ALGOS[name]
     impls = {}
     compile_start = time.perf_counter()
-    first = make_params(sizes, device)
+    first = make_params(sizes, device, dtype)
     impls["optimlab"] = (first, factory(first, fused=True, **kwargs))
     impls["optimlab"][1].step()  # builds (or loads) the kernel: timed as first-step cost
     first_step = time.perf_counter() - compile_start
     for path in (("forloop",) if loop else ()) + torch_paths:
-        params = make_params(sizes, device)
+        params = make_params(sizes, device, dtype)
         option = {"forloop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[path]
         try:
             optimizer = torch_cls(params, **kwargs, **option)
@@ -115,7 +117,7 @@ def bench_algo(name, sizes, steps, warmup, loop, triad, device):
             continue
         impls[f"torch {path}"] = (params, optimizer)
     if name != "adam":  # the yardstick per byte, interleaved like the others
-        params = make_params(sizes, device)
+        params = make_params(sizes, device, dtype)
         impls[_REFERENCE] = (params, torch.optim.Adam(params, lr=1e-3, fused=True))
     impls[_TRIAD] = (None, triad)
     times = {key: [] for key in impls}
@@ -129,16 +131,17 @@ def bench_algo(name, sizes, steps, warmup, loop, triad, device):
             if i >= warmup:
                 times[key].append(time.perf_counter() - start)
     numel = sum(sizes)
-    moved = numel * 4 * (2 + grad_reads + 2 * buffers)  # p read+write, g read(s), each buffer read+write
+    size = dtype.itemsize
+    moved = numel * size * (2 + grad_reads + 2 * buffers)  # p read+write, g read(s), each buffer read+write
     medians = {key: statistics.median(v) for key, v in times.items()}
     fastest = min((k for k in medians if k.startswith("torch") and k != _REFERENCE), key=medians.get)
     triad_GBps = [triad.bytes / t / 1e9 for t in times[_TRIAD]]
     reference = times.get(_REFERENCE, times.get("torch fused"))
-    adam_moved = numel * 4 * 7  # p read+write, g read, two moments read+write
+    adam_moved = numel * size * 7  # p read+write, g read, two moments read+write
     del impls
     return {
-        "algo": name, "tensors": len(sizes), "elements": numel, "bytes_moved": moved,
-        "state_bytes_per_param": 4 * buffers, "median_s": medians, "first_step_s": first_step,
+        "algo": name, "dtype": str(dtype).removeprefix("torch."), "tensors": len(sizes), "elements": numel,
+        "bytes_moved": moved, "state_bytes_per_param": size * buffers, "median_s": medians, "first_step_s": first_step,
         "torch_fastest": fastest,
         # Step by step against the step of torch's fastest path taken right after it: a
         # slow spell of the machine (other tenants) slows both, so it cancels out.
@@ -156,6 +159,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="a,b,c,d")
     parser.add_argument("--algos", default=",".join(ALGOS))
+    parser.add_argument("--dtypes", default="float32,bfloat16",
+                        help="parameter dtypes; 16-bit ones only for algorithms torch has a fused kernel of")
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--loop", action="store_true", help="also torch's for-loop path")
@@ -179,14 +184,18 @@ def main(argv=None):
     results = []
     for model in args.models.split(","):
         sizes = model_sizes(model)
-        for name in args.algos.split(","):
-            steps = args.steps if model != "d" else max(5, args.steps // 3)
-            r = bench_algo(name, sizes, steps, args.warmup, args.loop, triad, device)
-            r["model"] = model
-            results.append(r)
-            cells = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r["median_s"].items() if k not in (_REFERENCE, _TRIAD))
-            print(f"({model}) {name}: {cells}; ratio {r['ratio']:.2f}; {r['GBps']:.1f} GB/s "
-                  f"({100 * r['bandwidth_fraction']:.0f}%); first step {r['first_step_s']:.2f} s", flush=True)
+        for dtype in (getattr(torch, name) for name in args.dtypes.split(",")):
+            for name in args.algos.split(","):
+                if dtype != torch.float32 and "fused" not in ALGOS[name][3]:
+                    continue
+                steps = args.steps if model != "d" else max(5, args.steps // 3)
+                r = bench_algo(name, sizes, steps, args.warmup, args.loop, triad, device, dtype)
+                r["model"] = model
+                results.append(r)
+                cells = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r["median_s"].items()
+                                  if k not in (_REFERENCE, _TRIAD))
+                print(f"({model}) {name} {r['dtype']}: {cells}; ratio {r['ratio']:.2f}; {r['GBps']:.1f} GB/s "
+                      f"({100 * r['bandwidth_fraction']:.0f}%); first step {r['first_step_s']:.2f} s", flush=True)
     info = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else args.device, "bit_exact": engine.bit_exact, "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "triad_GBps": statistics.median(r["triad_GBps"] for r in results), "kernel_stats": {**cpu.stats, **engine.stats}, "compile_seconds": {**cpu.compile_seconds, **cuda.compile_seconds},
@@ -199,14 +208,14 @@ def main(argv=None):
         f"torch {info['torch']}, {info['device']}, {info['threads']} threads, triad {info['triad_GBps']:.1f} GB/s (median over rows), "
         f"{'bit-exact' if engine.bit_exact else 'default'} fused path. Times are medians (ms).",
         "",
-        "| model | algorithm | optimlab | torch for-loop | torch foreach | torch fused | ratio | GB/s (% of triad) | per byte vs fused Adam | state B/param |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | algorithm | dtype | optimlab | torch for-loop | torch foreach | torch fused | ratio | GB/s (% of triad) | per byte vs fused Adam | state B/param |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         m = r["median_s"]
         cell = lambda k: f"{m[k] * 1e3:.2f}" if k in m else "-"  # noqa: E731
         lines.append(
-            f"| ({r['model']}) {r['tensors']}x | {r['algo']} | {cell('optimlab')} | {cell('torch forloop')} | "
+            f"| ({r['model']}) {r['tensors']}x | {r['algo']} | {r['dtype']} | {cell('optimlab')} | {cell('torch forloop')} | "
             f"{cell('torch foreach')} | {cell('torch fused')} | {r['ratio']:.2f} | {r['GBps']:.1f} "
             f"({100 * r['bandwidth_fraction']:.0f}%) | {r['per_byte_vs_torch_fused_adam']:.2f} | {r['state_bytes_per_param']} |"
         )

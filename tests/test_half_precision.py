@@ -157,3 +157,21 @@ def test_float32_state(name, dtype):
 def test_state_dtype_is_checked():
     with pytest.raises(ValueError, match=r"state_dtype must be None or torch.float32, got torch.float16"):
         optimlab.Adam([{"params": [torch.zeros(3, requires_grad=True)], "state_dtype": torch.float16}])
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+def test_conversions_round_as_torch(dtype):
+    """Every 16-bit value through the kernel's load and store: p <- p - lr * g with p = 0
+    gives the float32 product rounded as torch rounds it (nearest even, subnormals,
+    overflow to infinity, NaN), and with lr = 0 and g = 0 every value comes back unchanged."""
+    every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(dtype)
+    for lr in (0.0, 1 / 3, 1e-3, 7.7, 3e4):
+        p = torch.zeros_like(every, requires_grad=True) if lr else every.clone().requires_grad_()
+        p.grad = every.clone() if lr else torch.zeros_like(every)  # lr = 0: p <- p + -0
+        calls = engine.stats["calls"]
+        optimlab.SGD([p], lr=lr, fused=True).step()
+        assert engine.stats["calls"] == calls + 1
+        expected = every if lr == 0 else (every.float() * -lr + 0.0).to(dtype)
+        assert torch.equal(p.detach().view(torch.int16)[~expected.isnan()],
+                           expected.view(torch.int16)[~expected.isnan()])
+        assert torch.equal(p.detach().isnan(), expected.isnan())

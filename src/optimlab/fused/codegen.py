@@ -7,9 +7,11 @@ IEEE arithmetic and no contraction, so for the same inputs they give the same bi
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from string import Template
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .spec import Elementwise
 
@@ -144,3 +146,26 @@ def template_names(code: str) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
+
+
+_build_lock = threading.Lock()
+
+
+def cached(kernels: dict, failed: dict[Any, str], key, build: Callable[[], Any]):
+    """``kernels[key]``, built by ``build()`` at most once (by one thread); a build that
+    raised RuntimeError is remembered in ``failed`` and raises again at once, without
+    another attempt. Both backends keep their kernels so."""
+    entry = kernels.get(key)
+    if entry is None:
+        with _build_lock:
+            entry = kernels.get(key)
+            if entry is None:
+                if key in failed:  # not again at every step
+                    raise RuntimeError(failed[key])
+                try:
+                    entry = build()
+                except RuntimeError as error:
+                    failed[key] = str(error)
+                    raise
+                kernels[key] = entry
+    return entry

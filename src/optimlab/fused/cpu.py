@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from array import array
 from collections import Counter
@@ -57,16 +56,16 @@ _PARALLEL_MIN = 1 << 16
 
 _kernels: dict[tuple, Any] = {}
 _failed: dict[tuple, str] = {}
-_lock = threading.Lock()
 
 
 #: The C storage type of each dtype the kernels take, and how an element is loaded into
 #: the compute type ``T`` and stored back (16-bit floats: computed in float, rounded to
-#: nearest even at the store, as torch's fused kernels do).
+#: nearest even at the store, as torch's fused kernels do; float16's conversions are written
+#: with integer operations, which gcc vectorizes, where ``_Float16`` casts it does not).
 STORAGE = {
     torch.float32: ("float", "{}", "{}"),
     torch.float64: ("double", "{}", "{}"),
-    torch.float16: ("_Float16", "(T)({})", "(_Float16)({})"),
+    torch.float16: ("uint16_t", "f16_load({})", "f16_store({})"),
     torch.bfloat16: ("uint16_t", "bf16_load({})", "bf16_store({})"),
 }
 #: The compute type of each dtype: float for float32 and the 16-bit floats.
@@ -92,6 +91,39 @@ static inline float bf16_load(uint16_t h) {{ uint32_t u = (uint32_t)h << 16; flo
 static inline uint16_t bf16_store(float f) {{
     uint32_t u; memcpy(&u, &f, 4);
     return f != f ? (uint16_t)0x7FC0 : (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}}
+/* float16 (F. Giesen's branch-free conversions): exact to float, and back rounded to
+   nearest even, overflowing to infinity; NaN becomes 0x7E00 with its sign, as torch's */
+static inline float f16_load(uint16_t h) {{
+    uint32_t u = (uint32_t)(h & 0x7FFFu) << 13, exponent = u & 0x0F800000u;
+    float f, magic;
+    uint32_t m = 113u << 23;
+    memcpy(&magic, &m, 4);
+    u += (127u - 15u) << 23;
+    if (exponent == 0x0F800000u) u += (128u - 16u) << 23;  /* infinity, NaN */
+    memcpy(&f, &u, 4);
+    if (exponent == 0) {{ u += 1u << 23; memcpy(&f, &u, 4); f -= magic; }}  /* zero, subnormal */
+    memcpy(&u, &f, 4);
+    u |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&f, &u, 4);
+    return f;
+}}
+static inline uint16_t f16_store(float x) {{
+    uint32_t f, sign, o;
+    memcpy(&f, &x, 4);
+    sign = f & 0x80000000u;
+    f ^= sign;
+    uint32_t magic_bits = ((127u - 15u) + (23u - 10u) + 1u) << 23;
+    float magic, small;
+    memcpy(&magic, &magic_bits, 4);
+    memcpy(&small, &f, 4);
+    small += magic;  /* a subnormal result: the float addition rounds it */
+    uint32_t small_bits;
+    memcpy(&small_bits, &small, 4);
+    uint32_t normal = (f + ((uint32_t)(15 - 127) << 23) + 0xFFFu + ((f >> 13) & 1u)) >> 13;
+    o = f >= ((127u + 16u) << 23) ? (f > (255u << 23) ? 0x7E00u : 0x7C00u)
+        : f < (113u << 23) ? small_bits - magic_bits : normal;
+    return (uint16_t)(o | (sign >> 16));
 }}
 """
 
@@ -429,21 +461,15 @@ def kernel(specs: list[Elementwise], dtypes: tuple[torch.dtype, ...], norm_in_ke
     key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor) for s in specs), dtypes, inline_roots,
            norm_in_kernel)
     stats["lookups"] += 1
-    entry = _kernels.get(key)
-    if entry is None:
-        with _lock:
-            entry = _kernels.get(key)
-            if entry is None:
-                if key in _failed:  # not again at every step
-                    raise RuntimeError(_failed[key])
-                source, slots = generate(specs, COMPUTE[dtypes[0]], inline_roots, norm_in_kernel, dtypes)
-                try:
-                    entry = (_library(source, cache), slots)
-                except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-                    _failed[key] = str(error)
-                    raise RuntimeError(_failed[key]) from error
-                _kernels[key] = entry
-    return entry
+
+    def build():
+        source, slots = generate(specs, COMPUTE[dtypes[0]], inline_roots, norm_in_kernel, dtypes)
+        try:
+            return _library(source, cache), slots
+        except (OSError, subprocess.SubprocessError) as error:
+            raise RuntimeError(f"building a fused kernel failed: {error}") from error
+
+    return codegen.cached(_kernels, _failed, key, build)
 
 
 def available() -> bool:

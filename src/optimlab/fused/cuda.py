@@ -29,7 +29,6 @@ import functools
 import hashlib
 import os
 import tempfile
-import threading
 import time
 from collections import Counter, OrderedDict
 from pathlib import Path
@@ -231,7 +230,6 @@ _kernels: dict[tuple, Any] = {}
 _tables: OrderedDict[tuple[int, int, bytes], torch.Tensor] = OrderedDict()
 _partials: dict[tuple[int, int, int], torch.Tensor] = {}
 _failed: dict[tuple, str] = {}
-_lock = threading.Lock()
 
 
 def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: torch.device, norm_in_kernel: bool,
@@ -241,24 +239,19 @@ def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: tor
     unless the chain measures a norm itself). The compiled code is kept in ``cache``, so a
     later process loads it. Raises RuntimeError if it cannot be built."""
     key = (tuple((s.code, s.apply, s.buffers, s.norm) for s in specs), dtype, device.index, norm_in_kernel)
-    entry = _kernels.get(key)
-    if entry is None:
-        with _lock:
-            entry = _kernels.get(key)
-            if entry is None:
-                if key in _failed:  # not again at every step
-                    raise RuntimeError(_failed[key])
-                source, slots = generate(specs, ctype, lanes(dtype), norm_in_kernel)
-                names = ["optimlab_step"] + (["optimlab_squares"] if "optimlab_squares" in source else [])
-                with torch.cuda.device(device):
-                    try:
-                        functions = _load(source, names, device, cache)
-                    except Exception as error:  # NVRTC missing or refusing: the eager path runs
-                        _failed[key] = f"building a CUDA kernel failed: {error}\n{source}"
-                        raise RuntimeError(_failed[key]) from error
-                squares = functions["optimlab_squares"].func if len(names) > 1 else None
-                entry = _kernels[key] = ((functions["optimlab_step"].func, squares), slots)
-    return entry
+
+    def build():
+        source, slots = generate(specs, ctype, lanes(dtype), norm_in_kernel)
+        names = ["optimlab_step"] + (["optimlab_squares"] if "optimlab_squares" in source else [])
+        with torch.cuda.device(device):
+            try:
+                functions = _load(source, names, device, cache)
+            except Exception as error:  # NVRTC missing or refusing: the eager path runs
+                raise RuntimeError(f"building a CUDA kernel failed: {error}\n{source}") from error
+        squares = functions["optimlab_squares"].func if len(names) > 1 else None
+        return (functions["optimlab_step"].func, squares), slots
+
+    return codegen.cached(_kernels, _failed, key, build)
 
 
 def _load(source: str, names: list[str], device: torch.device, cache: Path):

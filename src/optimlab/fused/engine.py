@@ -1,7 +1,8 @@
 """The fused execution path: which buckets a kernel steps, and with which numbers.
 
 `step` runs a whole bucket (tensors of one param group with the same step count) with
-one call of a kernel generated from the chain's `Elementwise` snippets, per dtype:
+one call of a kernel generated from the chain's `Elementwise` snippets, per signature
+(the dtypes of a parameter and of its buffers):
 
 * the loop body is the parts' snippets one after the other (`codegen.assemble`), so
   every state element is read and written once per step and nothing is materialized in

@@ -3,7 +3,7 @@
 A transform whose update is elementwise (given a few per-step numbers) can describe
 that update as a short C snippet, next to its `TensorList` math. The fused path
 (`optimlab.fused.engine`) concatenates the snippets of a chain into one loop body and
-compiles it once per (chain structure, dtype), so a whole param group is stepped by
+compiles it once per (chain structure, dtypes), so a whole param group is stepped by
 one kernel call that reads and writes each state element once.
 
 Inside a snippet:
@@ -13,7 +13,9 @@ Inside a snippet:
 * ``$name`` is a state buffer of the transform (one of ``buffers``, an lvalue) or a
   per-step scalar (a key of the dict that the transform's `~optimlab.Transform.coefficients`
   returns: the numbers its eager `update` reads too, computed once per step);
-* the type of all of them is ``T`` (``float`` or ``double``, the tensors' dtype), and
+* the type of all of them is ``T`` (``double`` for float64 tensors, ``float`` for
+  float32, float16 and bfloat16 ones: 16-bit values are loaded into float registers and
+  rounded once when stored), and
   the helpers ``ABS``, ``FMA(a, b, c)`` (``a*b + c``, rounded once), ``lerp(a, b, w)``
   and ``maximum(a, b)`` (NaN-propagating) are defined;
 * square roots: assign the radicands to the registers ``R0`` and ``R1``, write
@@ -22,8 +24,7 @@ Inside a snippet:
   remain). By default the kernel takes them inline, IEEE-exact and vectorized, as
   torch's fused kernels do; with ``OPTIMLAB_BIT_EXACT=1`` it takes the roots of a block
   of elements at once with torch.sqrt's own routine (MKL's in torch's x86 builds, which
-  is not IEEE-exact), and then the fused path gives the eager path's bits exactly.
-
+  is not IEEE-exact), and then the fused path gives the eager path's bits exactly;
 * per-tensor scalars (norms, dot products, counts) are declared in ``per_tensor``
   (`PerTensor`): sums over each tensor of expressions of the element's ``u`` and ``p``,
   and scalars computed from those sums, read as ``$name`` in the snippet.

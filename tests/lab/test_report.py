@@ -152,3 +152,19 @@ def test_interleaved_step_times_keep_their_order_under_a_burst_of_load(monkeypat
     times = timing.measure(get_problem("saddle"), settings)
     assert times["sgd"].median == 1.0 and times["adam"].median == 2.0
     assert times["sgd"].high < times["adam"].low  # distinct: no tie
+
+
+def test_two_identical_configurations_under_two_labels_get_identical_runs_and_one_rank(tmp_path):
+    """Common random numbers: the same search space gets the same points, so the same
+    configuration under two labels has the same record and shares its rank."""
+    make = lambda params, lr: optimlab.SGD(params, lr=lr, momentum=0.5)
+    mine = {"momentum_a": (make, {"lr": (1e-3, 1.0)}), "momentum_b": (make, {"lr": (1e-3, 1.0)})}
+    results = compare(problem=_linear_problem(), optimizers=[mine, "adam"], trials=3, seeds=2, studies=2,
+                      out=tmp_path)
+    problem = results.problems["linear"]
+    a, b = problem.optimizers["momentum_a"], problem.optimizers["momentum_b"]
+    strip = lambda run: {k: v for k, v in run.to_dict().items()
+                         if k not in ("optimizer", "train_time", "mean_step_time", "time_to_target", "peak_rss_mb")}
+    assert [strip(r) for r in a.tuning + a.all_reruns] == [strip(r) for r in b.tuning + b.all_reruns]
+    assert len(a.studies) == 2 and a.studies[0][0].hparams != a.studies[1][0].hparams  # two different searches
+    assert problem.ranks()["momentum_a"] == problem.ranks()["momentum_b"]

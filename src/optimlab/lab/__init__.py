@@ -1,18 +1,30 @@
 """The lab: compare optimizers on real problems, fairly, with plots and a report.
 
-Needs the ``lab`` extras (sqlalchemy, psycopg, scipy, matplotlib, scikit-learn, mnist1d, typer, rich);
-``import optimlab`` alone never imports this package.
+Needs the ``lab`` extras (SQLAlchemy, matplotlib, scikit-learn, scipy, mnist1d, typer, rich);
+``import optimlab`` alone never imports this package, and this package imports each part on
+first use (``optimlab list`` needs neither the store nor the plots).
 """
 
-from .compare import compare
-from .optimizers import Candidate
-from .user import candidate, define_problem
-from .problems import PROBLEMS, SUITES, Problem, ProblemSpec, get_problem
-from .report import report_from_store, write_report
-from .results import Results, load_results
-from .runner import RunRecord, run
-from .sweep import Plan, run_parallel
+import importlib
 
-__all__ = ["PROBLEMS", "SUITES", "Candidate", "Plan", "Problem", "ProblemSpec", "Results", "RunRecord", "candidate",
-           "compare", "define_problem", "get_problem", "load_results", "report_from_store", "run", "run_parallel",
-           "write_report"]
+#: public name -> the submodule that defines it
+_HOMES = {
+    "compare": "compare", "Candidate": "optimizers", "candidate": "user", "define_problem": "user",
+    "PROBLEMS": "problems", "SUITES": "problems", "Problem": "problems", "ProblemSpec": "problems",
+    "get_problem": "problems", "report_from_store": "report", "write_report": "report", "Results": "results",
+    "load_results": "results", "RunRecord": "runner", "run": "runner", "Plan": "sweep", "run_parallel": "sweep",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

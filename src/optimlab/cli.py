@@ -167,7 +167,7 @@ def bench(
 
     names = [(p, o) for p in problem_names for o in optimizer_list]
     command = shlex.join(["optimlab", *sys.argv[1:]])
-    opened, ids = store.Store(url), []
+    opened, ids, finished = store.Store(url), [], None
     try:
         with sweep.sigterm_interrupts():
             try:
@@ -178,6 +178,7 @@ def bench(
                     if warning:
                         typer.secho(warning, fg=typer.colors.YELLOW, err=True)
                     _sweep(opened, ids, url, names, plan, used, sources, extend, command, done, total)
+                finished = opened.finished_count()
             except (KeyboardInterrupt, sweep.Interrupted) as interrupt:
                 finished = _finished(opened, ids)
                 _fail(f"interrupted: {finished} runs finished and stored; {RESUME}",
@@ -190,8 +191,42 @@ def bench(
         _fail(str(error))
     finally:
         opened.dispose()
+    stamp = {"storage": url, "finished": finished, "rank_by": rank_by, "version": _optimlab_version()}
+    if _report_stamp(out) == stamp:
+        typer.echo(f"report up to date: {out / 'report.html'} (`optimlab report` rewrites it)\nstore: {url}")
+        return
     paths = _write_report(url, out, rank_by, sources)
+    _write_stamp(out, stamp)
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}\nstore: {url}")
+
+
+REPORT_STAMP = ".optimlab-report.json"  # what the report was made from: a re-run with nothing new skips it
+
+
+def _optimlab_version() -> str:
+    import optimlab
+
+    return optimlab.__version__
+
+
+def _report_stamp(out: Path) -> dict | None:
+    """What the report in ``out`` was made from, if all of it is there."""
+    import json
+
+    if not all((out / name).exists() for name in ("report.html", "results.json", REPORT_STAMP)):
+        return None
+    try:
+        return json.loads((out / REPORT_STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(out: Path, stamp: dict) -> None:
+    import json
+
+    from optimlab.lab.files import atomic_write_text
+
+    atomic_write_text(out / REPORT_STAMP, json.dumps(stamp) + "\n")
 
 
 def _sweep(opened, ids, url, names, plan, workers, sources, extend, command, done, total) -> None:
@@ -281,6 +316,7 @@ def report(
         _fail(str(error), code=1)
     except ValueError as error:
         _fail(str(error))
+    (out / REPORT_STAMP).unlink(missing_ok=True)  # made here, not by bench: its next run rewrites it
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}")
 
 

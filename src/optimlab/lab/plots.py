@@ -58,7 +58,7 @@ def _log_if_decades(ax, values: list[float], axis: str = "y") -> None:
 
 def _save(fig, path: Path) -> Path:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=90)  # the figures' constrained layout keeps legends in
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -153,7 +153,7 @@ def trajectories(problem: ProblemResult, path: Path) -> Path:
     rows = math.ceil(len(results) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False, layout="constrained")
     xmin, xmax, ymin, ymax = fn.bounds
-    x, y = np.meshgrid(np.linspace(xmin, xmax, 200), np.linspace(ymin, ymax, 200))
+    x, y = np.meshgrid(np.linspace(xmin, xmax, 120), np.linspace(ymin, ymax, 120))
     z = fn.f(torch.tensor(x), torch.tensor(y)).numpy() - fn.minimum
     levels = np.logspace(-3, np.log10(max(z.max(), 1e-2)), 15)
     for ax in axes.flat[len(results):]:

@@ -12,6 +12,7 @@ performance-profile score, median rank, wins).
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Sequence
@@ -81,7 +82,7 @@ class OptimizerResult:
             return (math.inf, math.inf)
         return (_median([self._steps(r) for r in runs]), _median([self._signed(r.final_metric) for r in runs]))
 
-    @property
+    @functools.cached_property
     def chosen_study(self) -> int | None:
         """The median study by its reruns' result (the lower median for an even count)."""
         scored = [s for s, runs in enumerate(self.study_reruns) if runs]
@@ -267,6 +268,12 @@ class ProblemResult:
     optimizers: dict[str, OptimizerResult] = field(default_factory=dict)
 
     def groups(self) -> list[list[OptimizerResult]]:
+        key = tuple((name, r.step_time) for name, r in self.optimizers.items())
+        if getattr(self, "_groups", (None,))[0] != key:  # computed once per set of step costs
+            self._groups = (key, self._grouped())
+        return self._groups[1]
+
+    def _grouped(self) -> list[list[OptimizerResult]]:
         """Rank groups, best first. Optimizers are ordered by `OptimizerResult.sort_key`; one joins
         the group of the optimizer ahead of it when it is in the same tier and its noise band
         overlaps the group leader's (the steps to target over seeds and studies, or the final
@@ -356,8 +363,9 @@ class Results:
         taus = np.linspace(1.0, PROFILE_R_MAX, 301)
         profile = self.performance_profile(taus)
         rows = []
+        by_problem = [p.ranks() for p in self.problems.values()]
         for name in self.optimizers:
-            ranks = [p.ranks()[name] for p in self.problems.values() if name in p.optimizers]
+            ranks = [found[name] for found in by_problem if name in found]
             score = float(np.trapezoid(profile[name], taus) / (PROFILE_R_MAX - 1))
             rows.append(LeaderboardRow(name, score, statistics.median(ranks), ranks.count(1), len(ranks)))
         return sorted(rows, key=lambda row: (-row.score, -row.wins, row.median_rank, row.optimizer))

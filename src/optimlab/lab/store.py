@@ -363,6 +363,11 @@ class Store:
             sa.select(sa.func.coalesce(done, 0), sa.func.count()).where(items.c.pair_id.in_(pair_ids))).one())
         return int(row[0]), int(row[1])
 
+    def finished_count(self) -> int:
+        """Finished items of the whole store: what a report of it was made from."""
+        return int(self._retry(lambda connection: connection.execute(
+            sa.select(sa.func.count()).where(items.c.state == DONE)).scalar()))
+
     def pair_ids(self, names: list[tuple[str, str]]) -> list[int]:
         found = self._retry(lambda connection: {(r.problem, r.optimizer): r.id for r in connection.execute(
             sa.select(pairs.c.id, pairs.c.problem, pairs.c.optimizer))})

@@ -148,9 +148,24 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_the_old_rep
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(files.os, "fdopen", FullDisk)
+    (tmp_path / cli.REPORT_STAMP).unlink()  # else the re-run keeps the report it made
     result = runner.invoke(cli.app, tiny)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         f"error: cannot write the report in {tmp_path}: [Errno 28] No space left on device"]
     assert (tmp_path / "report.html").read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_rerun_with_nothing_new_keeps_its_report_and_report_rewrites_it(tmp_path):
+    tiny = ["bench", "--problems", "saddle", "--optimizers", "sgd", "--trials", "1", "--seeds", "1", "--workers", "1",
+            "--out", str(tmp_path)]
+    assert runner.invoke(cli.app, tiny).exit_code == 0
+    written = (tmp_path / "report.html").stat().st_mtime_ns
+    again = runner.invoke(cli.app, tiny)
+    assert again.exit_code == 0 and "report up to date" in again.output
+    assert (tmp_path / "report.html").stat().st_mtime_ns == written
+    assert runner.invoke(cli.app, ["report", "--out", str(tmp_path)]).exit_code == 0
+    assert (tmp_path / "report.html").stat().st_mtime_ns != written
+    assert runner.invoke(cli.app, ["bench", *tiny[1:], "--rank-by", "time"]).exit_code == 0
+    assert (tmp_path / "step_times.json").exists()  # another ranking is a new report

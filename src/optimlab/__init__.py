@@ -15,6 +15,7 @@ from .tensorlist import TensorList
 from .transform import Transform, chain
 from .transforms import *  # noqa: F403 (the transforms are the public API)
 from .transforms import __all__ as _transforms
+from .wrappers import Lookahead
 
 # The optimizers, torch.optim-style classes and their chains, as `aliases` registers them.
 globals().update(aliases.EXPORTS)
@@ -22,6 +23,6 @@ globals().update(aliases.EXPORTS)
 __version__ = "0.1.0"
 
 __all__ = [
-    *aliases.EXPORTS, "create", "optimizer_class", "optimizers", "Optimizer", "TensorList", "Transform", "chain", "schedules",
+    *aliases.EXPORTS, "create", "optimizer_class", "optimizers", "Lookahead", "Optimizer", "TensorList", "Transform", "chain", "schedules",
     *_transforms,
 ]

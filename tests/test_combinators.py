@@ -204,3 +204,64 @@ def test_a_group_override_is_checked():
     p = torch.zeros(2, requires_grad=True)
     with pytest.raises(ValueError, match=r"lookahead_k must be an integer >= 1, got 0"):
         optimlab.Optimizer([p], optimlab.lookahead(optimlab.sgd(0.1)), lookahead_k=0)
+
+
+def _quadratic():
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    a = q @ torch.diag(torch.linspace(1.0, 10.0, 6, dtype=torch.float64)) @ q.T
+    return a, torch.randn(6, generator=g, dtype=torch.float64)
+
+
+def _swats_run(optimizer, x, a, b, steps):
+    for _ in range(steps):
+        x.grad = a @ x.detach() - b
+        optimizer.step()
+
+
+def test_swats_adam_phase_matches_pytorch_optimizer():
+    # Before the switch the definitions agree (pytorch-optimizer's switch test is relative,
+    # |Lambda - gamma| <= 1e-8 + eps |gamma|, the paper's absolute: docs/algorithms.md).
+    a, b = _quadratic()
+    ours, theirs = torch.zeros(6, dtype=torch.float64, requires_grad=True), torch.zeros(6, dtype=torch.float64,
+                                                                                         requires_grad=True)
+    o = optimlab.SWATS([ours], lr=0.02)
+    r = pytorch_optimizer.SWATS([theirs], lr=0.02, foreach=False)
+    _swats_run(o, ours, a, b, 60)
+    _swats_run(r, theirs, a, b, 60)
+    assert float(o.state[ours]["sgd_lr"]) == 0 and r.param_groups[0]["phase"] == "adam"
+    torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-10, atol=0)
+
+
+def test_swats_switches_to_sgd_at_the_estimated_rate():
+    import reference_numpy as ref
+
+    a, b = _quadratic()
+    x = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    optimizer = optimlab.SWATS([x], lr=0.01, eps=1e-4)
+    hp = dict(optimizer.defaults)
+    xs, state = x.detach().numpy().copy(), {}
+    switched_at = None
+    for t in range(1, 201):
+        _swats_run(optimizer, x, a, b, 1)
+        xs = ref.swats(xs, a.numpy() @ xs - b.numpy(), state, t, hp)
+        if switched_at is None and float(optimizer.state[x]["sgd_lr"]) > 0:
+            switched_at = t
+    assert switched_at is not None and 1 < switched_at < 150, switched_at
+    assert float(optimizer.state[x]["sgd_lr"]) == pytest.approx(state["sgd_lr"], rel=1e-12)
+    torch.testing.assert_close(x.detach(), torch.from_numpy(xs), rtol=1e-12, atol=1e-14)
+
+
+def test_swats_checkpoint_after_the_switch_equals_uninterrupted():
+    a, b = _quadratic()
+    whole, first = (torch.zeros(6, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    _swats_run(optimlab.SWATS([whole], lr=0.01, eps=1e-4), whole, a, b, 60)
+    optimizer = optimlab.SWATS([first], lr=0.01, eps=1e-4)
+    _swats_run(optimizer, first, a, b, 40)
+    assert float(optimizer.state[first]["sgd_lr"]) > 0  # switched before the checkpoint
+    saved = copy.deepcopy(optimizer.state_dict())
+    resumed = first.detach().clone().requires_grad_()
+    optimizer = optimlab.SWATS([resumed], lr=0.01, eps=1e-4)
+    optimizer.load_state_dict(saved)
+    _swats_run(optimizer, resumed, a, b, 20)
+    assert torch.equal(whole.detach(), resumed.detach())

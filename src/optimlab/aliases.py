@@ -52,6 +52,7 @@ from .transforms import (
 from .transforms.adabelief import scale_by_belief
 from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
+from .transforms.swats import scale_by_swats
 
 
 #: Every public name of the aliases, classes and their function forms (`alias` fills it).
@@ -560,3 +561,27 @@ class MuonWithAdamW(Optimizer):
         transform = muon_with_adamw(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
                                     adjust_lr_fn, adamw_betas, adamw_eps, maximize, ns_dtype)
         super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+def swats(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, maximize=False) -> chain:
+    r"""SWATS (Keskar & Socher 2017): Adam, switching itself to SGD with momentum at the
+    learning rate it estimates (`scale_by_swats` has the math)::
+
+        g <- g + weight_decay * p                       (L2)
+        Adam phase:  p <- p - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+        SGD phase:   b <- beta1 * b + g;  p <- p - (1 - beta1) * Lambda * b
+
+    Arguments (pytorch-optimizer's ``SWATS`` defaults): ``lr=1e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-6``, ``weight_decay=0``, ``maximize=False``. Chain: `maximize`,
+    [`add_decayed_weights`], `scale_by_swats`.
+    """
+    return chain(maximize_(maximize), add_decayed_weights(weight_decay), scale_by_swats(lr, betas, eps))
+
+
+@alias(swats)
+class SWATS(Optimizer):
+    __doc__ = swats.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, *, maximize=False,
+                 foreach=None, fused=None):
+        super().__init__(params, swats(lr, betas, eps, weight_decay, maximize), foreach=foreach, fused=fused)

@@ -53,6 +53,7 @@ from .transforms.adabelief import scale_by_belief
 from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
 from .transforms.swats import scale_by_swats
+from .transforms.prodigy import scale_by_prodigy
 from .transforms.schedule_free import interpolation, scale_by_bias_corrected_rms, schedule_free
 
 
@@ -663,4 +664,33 @@ class ScheduleFreeAdamW(_ScheduleFree):
     def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, warmup_steps=0, r=0.0,
                  weight_lr_power=2.0, foreach=None):
         transform = schedule_free_adamw(lr, betas, eps, weight_decay, warmup_steps, r, weight_lr_power)
+        super().__init__(params, transform, foreach=foreach)
+
+
+def prodigy(lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0.0, decouple=True,
+            use_bias_correction=False, safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=float("inf"),
+            slice_p=1) -> chain:
+    r"""Prodigy (Mishchenko & Defazio 2024): Adam whose learning rate ``d * lr`` estimates
+    itself (`scale_by_prodigy` has the math); ``lr=1.0`` means no tuning.
+
+    Arguments (``prodigyopt.Prodigy`` 1.1's defaults): ``lr=1.0``, ``betas=(0.9, 0.999)``,
+    ``beta3=None`` (sqrt(beta2)), ``eps=1e-8``, ``weight_decay=0``, ``decouple=True``,
+    ``use_bias_correction=False``, ``safeguard_warmup=False``, ``d0=1e-6``, ``d_coef=1.0``,
+    ``growth_rate=inf``, ``slice_p=1``. Chain: `scale_by_prodigy`.
+    """
+    return chain(scale_by_prodigy(lr, betas, beta3, eps, weight_decay, decouple, use_bias_correction,
+                                  safeguard_warmup, d0, d_coef, growth_rate, slice_p))
+
+
+@alias(prodigy)
+class Prodigy(Optimizer):
+    __doc__ = prodigy.__doc__
+
+    def __init__(self, params, lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0, decouple=True,
+                 use_bias_correction=False, safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=float("inf"),
+                 fsdp_in_use=False, slice_p=1, *, foreach=None):
+        if fsdp_in_use:
+            raise ValueError("fsdp_in_use must be False, got True: optimlab sums d's estimate per param group")
+        transform = prodigy(lr, betas, beta3, eps, weight_decay, decouple, use_bias_correction, safeguard_warmup,
+                            d0, d_coef, growth_rate, slice_p)
         super().__init__(params, transform, foreach=foreach)

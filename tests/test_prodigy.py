@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import optimlab
+from helpers import flat_params, mse_step, tanh_regression
 
 prodigyopt = pytest.importorskip("prodigyopt")
 
@@ -20,26 +21,9 @@ SAMPLES = [
 ]
 
 
-def _problem():
-    g = torch.Generator().manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
-    return model, torch.randn(200, 8, 5, generator=g, dtype=torch.float64), torch.randn(200, 8, 3, generator=g,
-                                                                                         dtype=torch.float64)
-
-
-def _step(model, optimizer, x, y):
-    optimizer.zero_grad()
-    torch.nn.functional.mse_loss(model(x), y).backward()
-    optimizer.step()
-
-
-def _params(model):
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
 @pytest.mark.parametrize("kwargs", SAMPLES, ids=str)
 def test_trajectory_matches_prodigyopt(kwargs, capsys):
-    model, xs, ys = _problem()
+    model, xs, ys = tanh_regression()
     ours_model, theirs_model = copy.deepcopy(model), copy.deepcopy(model)
     ours = optimlab.Prodigy(ours_model.parameters(), **kwargs)
     theirs = prodigyopt.Prodigy(theirs_model.parameters(), **kwargs)
@@ -50,9 +34,9 @@ def test_trajectory_matches_prodigyopt(kwargs, capsys):
             ours_model.load_state_dict(saved[0])
             ours = optimlab.Prodigy(ours_model.parameters(), **kwargs)
             ours.load_state_dict(saved[1])
-        _step(ours_model, ours, xs[t], ys[t])
-        _step(theirs_model, theirs, xs[t], ys[t])
-    torch.testing.assert_close(_params(ours_model), _params(theirs_model), rtol=1e-10, atol=1e-13)
+        mse_step(ours_model, ours, xs[t], ys[t])
+        mse_step(theirs_model, theirs, xs[t], ys[t])
+    torch.testing.assert_close(flat_params(ours_model), flat_params(theirs_model), rtol=1e-10, atol=1e-13)
     d = float(ours.state[next(ours_model.parameters())]["d"])
     assert d == pytest.approx(theirs.param_groups[0]["d"], rel=1e-10) and d > 10 * theirs.param_groups[0]["d0"]
 

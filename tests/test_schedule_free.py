@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import optimlab
+from helpers import flat_params, mse_step, tanh_regression
 
 schedulefree = pytest.importorskip("schedulefree")
 
@@ -22,27 +23,9 @@ PAIRS = [
 ]
 
 
-def _problem():
-    g = torch.Generator().manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
-    xs = torch.randn(200, 8, 5, generator=g, dtype=torch.float64)
-    ys = torch.randn(200, 8, 3, generator=g, dtype=torch.float64)
-    return model, xs, ys
-
-
-def _step(model, optimizer, x, y):
-    optimizer.zero_grad()
-    torch.nn.functional.mse_loss(model(x), y).backward()
-    optimizer.step()
-
-
-def _params(model):
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
 @pytest.mark.parametrize("ours_cls, theirs_cls, kwargs", PAIRS, ids=lambda v: getattr(v, "__name__", str(v)))
 def test_trajectory_matches_schedulefree(ours_cls, theirs_cls, kwargs):
-    model, xs, ys = _problem()
+    model, xs, ys = tanh_regression()
     ours_model, theirs_model = copy.deepcopy(model), copy.deepcopy(model)
     ours, theirs = ours_cls(ours_model.parameters(), **kwargs), theirs_cls(theirs_model.parameters(), **kwargs)
     ours.train(), theirs.train()
@@ -57,23 +40,23 @@ def test_trajectory_matches_schedulefree(ours_cls, theirs_cls, kwargs):
             ours.train()
         if t % 40 == 39:  # evaluate at x, then back to y
             ours.eval(), theirs.eval()
-            torch.testing.assert_close(_params(ours_model), _params(theirs_model), rtol=1e-10, atol=1e-13)
+            torch.testing.assert_close(flat_params(ours_model), flat_params(theirs_model), rtol=1e-10, atol=1e-13)
             ours.train(), theirs.train()
-        _step(ours_model, ours, xs[t], ys[t])
-        _step(theirs_model, theirs, xs[t], ys[t])
-    torch.testing.assert_close(_params(ours_model), _params(theirs_model), rtol=1e-10, atol=1e-13)
+        mse_step(ours_model, ours, xs[t], ys[t])
+        mse_step(theirs_model, theirs, xs[t], ys[t])
+    torch.testing.assert_close(flat_params(ours_model), flat_params(theirs_model), rtol=1e-10, atol=1e-13)
     ours.eval(), theirs.eval()
-    torch.testing.assert_close(_params(ours_model), _params(theirs_model), rtol=1e-10, atol=1e-13)
-    assert not torch.allclose(_params(ours_model), _params(model))
+    torch.testing.assert_close(flat_params(ours_model), flat_params(theirs_model), rtol=1e-10, atol=1e-13)
+    assert not torch.allclose(flat_params(ours_model), flat_params(model))
 
 
 def test_step_outside_train_mode_raises_and_changes_nothing():
-    model, xs, ys = _problem()
+    model, xs, ys = tanh_regression()
     optimizer = optimlab.ScheduleFreeSGD(model.parameters(), lr=0.1)
-    before = _params(model)
+    before = flat_params(model)
     with pytest.raises(RuntimeError, match=r"call optimizer.train\(\) before training"):
-        _step(model, optimizer, xs[0], ys[0])
-    assert torch.equal(before, _params(model))
+        mse_step(model, optimizer, xs[0], ys[0])
+    assert torch.equal(before, flat_params(model))
 
 
 def test_defaults_equal_schedulefree():

@@ -54,6 +54,7 @@ from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
 from .transforms.swats import scale_by_swats
 from .transforms.prodigy import scale_by_prodigy
+from .transforms.dadapt_adam import scale_by_dadapt_adam
 from .transforms.schedule_free import interpolation, scale_by_bias_corrected_rms, schedule_free
 
 
@@ -693,4 +694,30 @@ class Prodigy(Optimizer):
             raise ValueError("fsdp_in_use must be False, got True: optimlab sums d's estimate per param group")
         transform = prodigy(lr, betas, beta3, eps, weight_decay, decouple, use_bias_correction, safeguard_warmup,
                             d0, d_coef, growth_rate, slice_p)
+        super().__init__(params, transform, foreach=foreach)
+
+
+def dadapt_adam(lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, log_every=0, decouple=False,
+                use_bias_correction=False, d0=1e-6, growth_rate=float("inf")) -> chain:
+    r"""D-Adaptation Adam (Defazio & Mishchenko 2023): Adam whose learning rate ``d * lr``
+    estimates itself (`scale_by_dadapt_adam` has the math); ``lr=1.0`` means no tuning.
+
+    Arguments (``dadaptation.DAdaptAdam`` 3.2's defaults): ``lr=1.0``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=0``, ``log_every=0``, ``decouple=False``,
+    ``use_bias_correction=False``, ``d0=1e-6``, ``growth_rate=inf``. Chain: `scale_by_dadapt_adam`.
+    """
+    return chain(scale_by_dadapt_adam(lr, betas, eps, weight_decay, log_every, decouple, use_bias_correction, d0,
+                                      growth_rate))
+
+
+@alias(dadapt_adam)
+class DAdaptAdam(Optimizer):
+    __doc__ = dadapt_adam.__doc__
+
+    def __init__(self, params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, log_every=0, decouple=False,
+                 use_bias_correction=False, d0=1e-6, growth_rate=float("inf"), fsdp_in_use=False, *, foreach=None):
+        if fsdp_in_use:
+            raise ValueError("fsdp_in_use must be False, got True: optimlab sums d's estimate per param group")
+        transform = dadapt_adam(lr, betas, eps, weight_decay, log_every, decouple, use_bias_correction, d0,
+                                growth_rate)
         super().__init__(params, transform, foreach=foreach)

@@ -89,3 +89,20 @@ def test_bad_input_names_the_argument(kwargs, message):
     model, batches = _regression()
     with pytest.raises(ValueError, match=message):
         lr_find(model, _loss, batches, "sgd", **kwargs)
+
+
+def test_cli_writes_the_plot_and_prints_the_suggestion(tmp_path):
+    from typer.testing import CliRunner
+
+    from optimlab.cli import app
+
+    result = CliRunner().invoke(app, ["lr-find", "--problem", "logreg_breast_cancer", "--optimizer", "adam",
+                                      "--steps", "60", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lr = float(result.output.split("suggested lr: ")[1].split()[0])
+    assert 1e-7 < lr < 10
+    assert (tmp_path / "lr_find_logreg_breast_cancer_adam.png").stat().st_size > 0
+    bad = CliRunner().invoke(app, ["lr-find", "--problem", "logreg_breast_cancer", "--optimizer", "nope",
+                                   "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "error: unknown optimizer 'nope'" in bad.output
+    assert "Traceback" not in bad.output

@@ -97,3 +97,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def tanh_regression(steps: int = 200):
+    """A float64 5-4-3 tanh MLP and ``steps`` fixed batches (x, y) of 8 rows, for the
+    trajectory comparisons with reference packages."""
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    xs = torch.randn(steps, 8, 5, generator=g, dtype=torch.float64)
+    return model, xs, torch.randn(steps, 8, 3, generator=g, dtype=torch.float64)
+
+
+def mse_step(model: nn.Module, optimizer, x, y) -> None:
+    optimizer.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    optimizer.step()
+
+
+def flat_params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])

@@ -51,6 +51,7 @@ adabelief           lr=0.1, 270, 1e-3                           lr=0.01, 4350, 1
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
+swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
 ==================  ==========================================  ==========================================
 
 Budgets are ~1.3x the step from which the distance stays below the tolerance.
@@ -387,6 +388,17 @@ CASES: list[Case] = [
         # rate, which caps the relative step, decays.
         quadratic=({"lr": optimlab.schedules.exponential_decay(1.0, 0.99)}, 450, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.03, 0.9995)}, 6450, 1e-2),
+    ),
+    Case(
+        # eps=1e-4 switches to SGD at step 2-10 on test_reference's noisy quadratic (the
+        # switch is tested in test_combinators); the default stays Adam there.
+        "swats", optimlab.SWATS, ref.swats,
+        samples=[{"lr": 0.01}, {"lr": 0.05, "eps": 1e-4, "weight_decay": 0.01}, {"lr": 0.01, "maximize": True}],
+        errors=COMMON_ERRORS + [EPS_ZERO, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE],
+        fused=False, supports_complex=False,
+        # Both switch to SGD on the way (the quadratic at step 143, Rosenbrock at 6802).
+        quadratic=({"lr": 0.02}, 2050, 1e-3),
+        rosenbrock=({"lr": 0.3}, 13400, 1e-3),
     ),
 ]
 

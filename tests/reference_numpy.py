@@ -238,3 +238,27 @@ def adafactor(x, g, state, t, hp):
     u = u / max(1.0, _rms(u) / hp["d"])
     alpha = max(eps2, _rms(x)) * min(hp["lr"], 1 / np.sqrt(t))
     return x * (1 - hp["lr"] * hp["weight_decay"]) - alpha * u
+
+
+def swats(x, g, state, t, hp):
+    """Keskar & Socher 2017, Algorithm 1 (per parameter tensor): Adam's step p, gamma =
+    p.p / -p.g, lambda = EMA(beta2) of gamma, Lambda = lambda / (1 - beta2^t); switch to
+    SGD (b = beta1 b + g, x -= (1 - beta1) Lambda b) once t > 1, Lambda > 0, |Lambda - gamma| < eps."""
+    g = _grad(x, g, hp)
+    b1, b2 = hp["betas"]
+    if t == 1:
+        state.update(m=np.zeros_like(x), v=np.zeros_like(x), b=np.zeros_like(x), lam=0.0, sgd_lr=0.0)
+    if state["sgd_lr"] > 0:
+        state["b"] = b1 * state["b"] + g
+        return x - (1 - b1) * state["sgd_lr"] * state["b"]
+    state["m"] = b1 * state["m"] + (1 - b1) * g
+    state["v"] = b2 * state["v"] + (1 - b2) * g * g
+    p = -hp["lr"] * np.sqrt(1 - b2**t) / (1 - b1**t) * state["m"] / (np.sqrt(state["v"]) + hp["eps"])
+    pg = float(np.sum(p * g))
+    if pg != 0:
+        gamma = float(np.sum(p * p)) / -pg
+        state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
+        estimate = state["lam"] / (1 - b2**t)
+        if t > 1 and estimate > 0 and abs(estimate - gamma) < hp["eps"]:
+            state["sgd_lr"] = estimate
+    return x + p

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 #: are `optimlab.aliases.EXPORTS` (each alias registers itself) and the transforms
 #: `optimlab.transforms.__all__`: nothing here lists them by hand.
 _HOMES = {"create": "catalog", "optimizer_class": "catalog", "optimizers": "catalog", "Optimizer": "optimizer",
-          "TensorList": "tensorlist", "Transform": "transform", "chain": "transform", "schedules": None}
+          "TensorList": "tensorlist", "Transform": "transform", "chain": "transform", "Lookahead": "wrappers", "schedules": None}
 
 
 def _module(name: str):

@@ -52,6 +52,10 @@ from .transforms import (
 from .transforms.adabelief import scale_by_belief
 from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
+from .transforms.swats import scale_by_swats
+from .transforms.prodigy import scale_by_prodigy
+from .transforms.dadapt_adam import scale_by_dadapt_adam
+from .transforms.schedule_free import interpolation, scale_by_bias_corrected_rms, schedule_free
 
 
 #: Every public name of the aliases, classes and their function forms (`alias` fills it).
@@ -560,3 +564,160 @@ class MuonWithAdamW(Optimizer):
         transform = muon_with_adamw(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
                                     adjust_lr_fn, adamw_betas, adamw_eps, maximize, ns_dtype)
         super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+def swats(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, maximize=False) -> chain:
+    r"""SWATS (Keskar & Socher 2017): Adam, switching itself to SGD with momentum at the
+    learning rate it estimates (`scale_by_swats` has the math)::
+
+        g <- g + weight_decay * p                       (L2)
+        Adam phase:  p <- p - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+        SGD phase:   b <- beta1 * b + g;  p <- p - (1 - beta1) * Lambda * b
+
+    Arguments (pytorch-optimizer's ``SWATS`` defaults): ``lr=1e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-6``, ``weight_decay=0``, ``maximize=False``. Chain: `maximize`,
+    [`add_decayed_weights`], `scale_by_swats`.
+    """
+    return chain(maximize_(maximize), add_decayed_weights(weight_decay), scale_by_swats(lr, betas, eps))
+
+
+@alias(swats)
+class SWATS(Optimizer):
+    __doc__ = swats.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, *, maximize=False,
+                 foreach=None, fused=None):
+        super().__init__(params, swats(lr, betas, eps, weight_decay, maximize), foreach=foreach, fused=fused)
+
+
+def schedule_free_sgd(lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0, weight_lr_power=2.0):
+    r"""Schedule-Free SGD (Defazio et al. 2024; `schedule_free` has the math) on
+    :math:`d = g + \lambda y` (L2 at the train-mode parameters :math:`y`)::
+
+        y <- (1 - c) y + c z + lr_t (momentum (1 - c) - 1) d;   z <- z - lr_t d
+
+    Arguments (``schedulefree.SGDScheduleFree`` 1.4's defaults): ``lr=1.0``, ``momentum=0.9``,
+    ``weight_decay=0``, ``warmup_steps=0``, ``r=0``, ``weight_lr_power=2``. Chain:
+    `schedule_free` around `add_decayed_weights`.
+    """
+    return schedule_free(add_decayed_weights(weight_decay), lr, warmup_steps, r, weight_lr_power, momentum=momentum)
+
+
+def schedule_free_adamw(lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, warmup_steps=0, r=0.0,
+                        weight_lr_power=2.0):
+    r"""Schedule-Free AdamW (Defazio et al. 2024) on
+    :math:`d = g / (\sqrt{v_t / (1-\beta_2^t)} + \epsilon) + \lambda y`, interpolating with
+    :math:`\beta_1`.
+
+    Arguments (``schedulefree.AdamWScheduleFree`` 1.4's defaults): ``lr=0.0025``,
+    ``betas=(0.9, 0.999)``, ``eps=1e-8``, ``weight_decay=0``, ``warmup_steps=0``, ``r=0``,
+    ``weight_lr_power=2``. Chain: `schedule_free` around `scale_by_bias_corrected_rms`,
+    `add_decayed_weights`.
+    """
+    return schedule_free(chain(scale_by_bias_corrected_rms(betas, eps), add_decayed_weights(weight_decay)),
+                         lr, warmup_steps, r, weight_lr_power)
+
+
+class _ScheduleFree(Optimizer):
+    """``train()`` before training steps, ``eval()`` before evaluating (and saving), as in
+    the ``schedulefree`` package: the parameters hold y in train mode and x in eval mode.
+
+    BatchNorm caveat: running statistics gathered at y are not those of x; before
+    evaluating, run a few training batches through the model (``model.train()``, no
+    gradients) with the optimizer in eval mode to recompute them.
+    """
+
+    @torch.no_grad()
+    def _set_mode(self, train: bool) -> None:
+        for group in self.param_groups:
+            if group["train_mode"] == train:
+                continue
+            beta = interpolation(group)
+            weight = 1 - beta if train else 1 - 1 / beta  # y = (1-b) z + b x  <->  x
+            for p in group["params"]:
+                if "z" in self.state[p]:
+                    p.lerp_(self.state[p]["z"], weight)
+            group["train_mode"] = train
+
+    def train(self) -> None:
+        """Parameters to y, the point where gradients are taken."""
+        self._set_mode(True)
+
+    def eval(self) -> None:
+        """Parameters to x, the averaged point to evaluate and save."""
+        self._set_mode(False)
+
+
+@alias(schedule_free_sgd)
+class ScheduleFreeSGD(_ScheduleFree):
+    __doc__ = schedule_free_sgd.__doc__ + _ScheduleFree.__doc__
+
+    def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0, warmup_steps=0, r=0.0, weight_lr_power=2,
+                 foreach=None):
+        transform = schedule_free_sgd(lr, momentum, weight_decay, warmup_steps, r, weight_lr_power)
+        super().__init__(params, transform, foreach=foreach)
+
+
+@alias(schedule_free_adamw)
+class ScheduleFreeAdamW(_ScheduleFree):
+    __doc__ = schedule_free_adamw.__doc__ + _ScheduleFree.__doc__
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, warmup_steps=0, r=0.0,
+                 weight_lr_power=2.0, foreach=None):
+        transform = schedule_free_adamw(lr, betas, eps, weight_decay, warmup_steps, r, weight_lr_power)
+        super().__init__(params, transform, foreach=foreach)
+
+
+def prodigy(lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0.0, decouple=True,
+            use_bias_correction=False, safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=float("inf"),
+            slice_p=1) -> chain:
+    r"""Prodigy (Mishchenko & Defazio 2024): Adam whose learning rate ``d * lr`` estimates
+    itself (`scale_by_prodigy` has the math); ``lr=1.0`` means no tuning.
+
+    Arguments (``prodigyopt.Prodigy`` 1.1's defaults): ``lr=1.0``, ``betas=(0.9, 0.999)``,
+    ``beta3=None`` (sqrt(beta2)), ``eps=1e-8``, ``weight_decay=0``, ``decouple=True``,
+    ``use_bias_correction=False``, ``safeguard_warmup=False``, ``d0=1e-6``, ``d_coef=1.0``,
+    ``growth_rate=inf``, ``slice_p=1``. Chain: `scale_by_prodigy`.
+    """
+    return chain(scale_by_prodigy(lr, betas, beta3, eps, weight_decay, decouple, use_bias_correction,
+                                  safeguard_warmup, d0, d_coef, growth_rate, slice_p))
+
+
+@alias(prodigy)
+class Prodigy(Optimizer):
+    __doc__ = prodigy.__doc__
+
+    def __init__(self, params, lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0, decouple=True,
+                 use_bias_correction=False, safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=float("inf"),
+                 fsdp_in_use=False, slice_p=1, *, foreach=None):
+        if fsdp_in_use:
+            raise ValueError("fsdp_in_use must be False, got True: optimlab sums d's estimate per param group")
+        transform = prodigy(lr, betas, beta3, eps, weight_decay, decouple, use_bias_correction, safeguard_warmup,
+                            d0, d_coef, growth_rate, slice_p)
+        super().__init__(params, transform, foreach=foreach)
+
+
+def dadapt_adam(lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, log_every=0, decouple=False,
+                use_bias_correction=False, d0=1e-6, growth_rate=float("inf")) -> chain:
+    r"""D-Adaptation Adam (Defazio & Mishchenko 2023): Adam whose learning rate ``d * lr``
+    estimates itself (`scale_by_dadapt_adam` has the math); ``lr=1.0`` means no tuning.
+
+    Arguments (``dadaptation.DAdaptAdam`` 3.2's defaults): ``lr=1.0``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=0``, ``log_every=0``, ``decouple=False``,
+    ``use_bias_correction=False``, ``d0=1e-6``, ``growth_rate=inf``. Chain: `scale_by_dadapt_adam`.
+    """
+    return chain(scale_by_dadapt_adam(lr, betas, eps, weight_decay, log_every, decouple, use_bias_correction, d0,
+                                      growth_rate))
+
+
+@alias(dadapt_adam)
+class DAdaptAdam(Optimizer):
+    __doc__ = dadapt_adam.__doc__
+
+    def __init__(self, params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, log_every=0, decouple=False,
+                 use_bias_correction=False, d0=1e-6, growth_rate=float("inf"), fsdp_in_use=False, *, foreach=None):
+        if fsdp_in_use:
+            raise ValueError("fsdp_in_use must be False, got True: optimlab sums d's estimate per param group")
+        transform = dadapt_adam(lr, betas, eps, weight_decay, log_every, decouple, use_bias_correction, d0,
+                                growth_rate)
+        super().__init__(params, transform, foreach=foreach)

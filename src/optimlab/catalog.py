@@ -92,6 +92,9 @@ CATALOG: dict[str, Entry] = {
     # One lr for Muon's orthogonalized steps (~0.02 in Jordan et al.) and AdamW's (the non-matrices).
     "muon": Entry(aliases.MuonWithAdamW, "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest",
                   lr_range(1e-4, 1.0), 0.02),
+    # lr is the Adam phase's; the SGD phase's is estimated.
+    "swats": Entry(aliases.SWATS, "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
+                   ADAPTIVE, 1e-3),
 }
 
 

@@ -320,6 +320,34 @@ def report(
     typer.echo(f"report: {paths['html']}\nsummary: {paths['markdown']}")
 
 
+@app.command("lr-find")
+def lr_find_command(
+    problem: Annotated[str, typer.Option(help="Problem name (see `optimlab list`).")],
+    optimizer: Annotated[str, typer.Option(help="Optimizer name (see `optimlab list`).")] = "adam",
+    steps: Annotated[int, typer.Option(help="Steps of the exponential sweep.")] = 100,
+    start_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(help="Last learning rate.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed the problem is built with.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output directory for the plot.")] = DEFAULT_OUT,
+) -> None:
+    """LR range test (Smith 2017): sweep the learning rate up exponentially, plot the loss,
+    print fastai's valley suggestion."""
+    from optimlab.catalog import entry
+    from optimlab.lab.lr_find import lr_sweep, write_plot
+    from optimlab.lab.problems import get_problem
+
+    try:
+        entry(optimizer)
+        task = get_problem(problem).build(seed, "validation", False)
+        result = lr_sweep(task.model, lambda model, step: task.train_loss(step), range(1, steps + 1), optimizer,
+                          start_lr=start_lr, end_lr=end_lr, steps=steps)
+    except (ValueError, RuntimeError) as error:
+        _fail(str(error))
+    plot = out / f"lr_find_{problem}_{optimizer}.png"
+    write_plot(result, plot)
+    typer.echo(f"suggested lr: {result.suggestion:.3g}\nplot: {plot}")
+
+
 def main() -> None:
     """The console script: no Python traceback reaches a user unless --debug asks for it."""
     try:

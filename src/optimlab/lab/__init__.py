@@ -12,7 +12,7 @@ _HOMES = {
     "compare": "compare", "Candidate": "optimizers", "candidate": "user", "define_problem": "user",
     "PROBLEMS": "problems", "SUITES": "problems", "Problem": "problems", "ProblemSpec": "problems",
     "get_problem": "problems", "report_from_store": "report", "write_report": "report", "Results": "results",
-    "load_results": "results", "RunRecord": "runner", "run": "runner", "Plan": "sweep", "run_parallel": "sweep",
+    "load_results": "results", "lr_find": "lr_find", "RunRecord": "runner", "run": "runner", "Plan": "sweep", "run_parallel": "sweep",
 }
 
 __all__ = sorted(_HOMES)

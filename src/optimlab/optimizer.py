@@ -113,7 +113,9 @@ class Optimizer(torch.optim.Optimizer):
     # torch.compile runs the step as it is, never traced: it already is one compiled kernel
     # per group, with the hyperparameters passed at each call, so a scheduler changing
     # them every step never recompiles (traced, every new float would: a new graph).
-    @torch.compiler.disable
+    # torch._disable_dynamo is torch.compiler.disable importing torch._dynamo at the first call
+    # rather than here (1.3 s of every `import optimlab`), as torch.optim's own steps use it.
+    @torch._disable_dynamo
     @torch.no_grad()
     def step(self, closure=None):
         """Take one step; ``closure`` re-evaluates the model and returns the loss."""

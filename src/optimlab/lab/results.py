@@ -119,10 +119,6 @@ class OptimizerResult:
         return sum(r.failed for r in self.tuning)
 
     @property
-    def tuning_reaching_target(self) -> int:
-        return sum(self.held(r) for r in self.tuning)
-
-    @property
     def fragile(self) -> bool:
         """Diverged in more than half of its tuning runs: a small change of setting may blow it up."""
         return bool(self.tuning) and 2 * self.diverged_tuning > len(self.tuning)

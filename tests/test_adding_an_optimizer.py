@@ -51,7 +51,7 @@ class SignSGD(Optimizer):
         super().__init__(params, signsgd(lr, weight_decay, maximize), foreach=foreach, fused=fused)
 '''
 
-ENTRY = '''    "signsgd": Entry(aliases.SignSGD, "signSGD: steps of the gradient's sign", lr_range(1e-5, 0.1), 1e-3),
+ENTRY = '''    "signsgd": Entry("SignSGD", "signSGD: steps of the gradient's sign", lr_range(1e-5, 0.1), 1e-3),
 '''
 
 CASE = '''    Case(

@@ -7,12 +7,12 @@ one-line description, the learning rates worth searching and a learning rate to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import aliases
-from .optimizer import Optimizer
+if TYPE_CHECKING:
+    from .optimizer import Optimizer
 
 
 @dataclass(frozen=True)
@@ -44,56 +44,62 @@ ADAPTIVE = lr_range(1e-5, 1.0)
 class Entry:
     """One name of the catalog.
 
+    ``alias`` names the torch.optim-style class of `optimlab.aliases` that builds it (by name,
+    so reading the catalog imports no torch: ``optimlab list`` answers at once);
     ``factory(params, **preset, **kwargs)`` builds it; ``search_space`` is what the lab tunes;
     ``example_lr`` is a sensible untuned starting point (examples and convergence tests use it);
     ``full_batch`` makes the lab step it on the whole training set (batch gradient descent).
     """
 
-    factory: Callable[..., Optimizer]
+    alias: str
     description: str
     search_space: tuple[Hyperparameter, ...]
     example_lr: float
     preset: dict[str, Any] = field(default_factory=dict)
     full_batch: bool = False
 
+    @property
+    def factory(self) -> type[Optimizer]:
+        return importlib.import_module(".aliases", __package__).EXPORTS[self.alias]
+
 
 CATALOG: dict[str, Entry] = {
-    "gd": Entry(aliases.SGD, "gradient descent: p -= lr * g on the full batch (the lab's whole training set)",
+    "gd": Entry("SGD", "gradient descent: p -= lr * g on the full batch (the lab's whole training set)",
                 PLAIN_SGD, 0.1, full_batch=True),
-    "sgd": Entry(aliases.SGD, "stochastic gradient descent (torch.optim.SGD) on minibatches", PLAIN_SGD, 0.1),
-    "momentum": Entry(aliases.SGD, "heavy-ball momentum: v = 0.9 v + g; p -= lr * v", MOMENTUM_SGD, 0.01,
+    "sgd": Entry("SGD", "stochastic gradient descent (torch.optim.SGD) on minibatches", PLAIN_SGD, 0.1),
+    "momentum": Entry("SGD", "heavy-ball momentum: v = 0.9 v + g; p -= lr * v", MOMENTUM_SGD, 0.01,
                       {"momentum": 0.9}),
     # EMA momentum averages gradients, so its steps are plain-SGD sized.
-    "ema_momentum": Entry(aliases.EMAMomentum, "EMA momentum: v = 0.9 v + 0.1 g; p -= lr * v", PLAIN_SGD, 0.1),
-    "nesterov": Entry(aliases.SGD, "Nesterov momentum (Sutskever et al. form)", MOMENTUM_SGD, 0.01,
+    "ema_momentum": Entry("EMAMomentum", "EMA momentum: v = 0.9 v + 0.1 g; p -= lr * v", PLAIN_SGD, 0.1),
+    "nesterov": Entry("SGD", "Nesterov momentum (Sutskever et al. form)", MOMENTUM_SGD, 0.01,
                       {"momentum": 0.9, "nesterov": True}),
-    "adagrad": Entry(aliases.Adagrad, "Adagrad: per-coordinate steps from summed squared gradients",
+    "adagrad": Entry("Adagrad", "Adagrad: per-coordinate steps from summed squared gradients",
                      lr_range(1e-4, 3.0), 1e-2),
     # Adadelta's lr multiplies an already unit-corrected step (default 1.0).
-    "adadelta": Entry(aliases.Adadelta, "Adadelta: unit-corrected RMS steps, no learning rate needed",
+    "adadelta": Entry("Adadelta", "Adadelta: unit-corrected RMS steps, no learning rate needed",
                       lr_range(1e-2, 30.0), 1.0),
-    "rmsprop": Entry(aliases.RMSprop, "RMSprop: steps scaled by an EMA of squared gradients", ADAPTIVE, 1e-3),
-    "rmsprop_centered": Entry(aliases.RMSprop, "centered RMSprop: scaled by the gradient's variance", ADAPTIVE,
+    "rmsprop": Entry("RMSprop", "RMSprop: steps scaled by an EMA of squared gradients", ADAPTIVE, 1e-3),
+    "rmsprop_centered": Entry("RMSprop", "centered RMSprop: scaled by the gradient's variance", ADAPTIVE,
                               1e-3, {"centered": True}),
-    "adam": Entry(aliases.Adam, "Adam: bias-corrected first and second moments", ADAPTIVE, 1e-3),
-    "adamw": Entry(aliases.AdamW, "AdamW: Adam with decoupled weight decay (0.01)", ADAPTIVE, 1e-3),
-    "amsgrad": Entry(aliases.Adam, "AMSGrad: Adam with a non-decreasing second moment", ADAPTIVE, 1e-3,
+    "adam": Entry("Adam", "Adam: bias-corrected first and second moments", ADAPTIVE, 1e-3),
+    "adamw": Entry("AdamW", "AdamW: Adam with decoupled weight decay (0.01)", ADAPTIVE, 1e-3),
+    "amsgrad": Entry("Adam", "AMSGrad: Adam with a non-decreasing second moment", ADAPTIVE, 1e-3,
                      {"amsgrad": True}),
-    "adamax": Entry(aliases.Adamax, "AdaMax: Adam with the infinity norm", ADAPTIVE, 2e-3),
-    "nadam": Entry(aliases.NAdam, "NAdam: Adam with Nesterov momentum", ADAPTIVE, 2e-3),
-    "radam": Entry(aliases.RAdam, "RAdam: Adam with a rectified warm-up of the adaptive step", ADAPTIVE, 1e-3),
-    "adabelief": Entry(aliases.AdaBelief, "AdaBelief: Adam scaled by the gradient's deviation from its EMA",
+    "adamax": Entry("Adamax", "AdaMax: Adam with the infinity norm", ADAPTIVE, 2e-3),
+    "nadam": Entry("NAdam", "NAdam: Adam with Nesterov momentum", ADAPTIVE, 2e-3),
+    "radam": Entry("RAdam", "RAdam: Adam with a rectified warm-up of the adaptive step", ADAPTIVE, 1e-3),
+    "adabelief": Entry("AdaBelief", "AdaBelief: Adam scaled by the gradient's deviation from its EMA",
                        ADAPTIVE, 1e-3),
     # Unit-size sign steps: 3-10x smaller than Adam's (Chen et al. 2023).
-    "lion": Entry(aliases.Lion, "Lion: sign of interpolated momentum, decoupled decay", lr_range(1e-6, 0.1), 3e-4),
+    "lion": Entry("Lion", "Lion: sign of interpolated momentum, decoupled decay", lr_range(1e-6, 0.1), 3e-4),
     # lr caps Adafactor's relative step, a fraction of each tensor's RMS per step (0.01 in the paper).
-    "adafactor": Entry(aliases.Adafactor, "Adafactor: factored second moments, steps relative to the weights' scale",
+    "adafactor": Entry("Adafactor", "Adafactor: factored second moments, steps relative to the weights' scale",
                        lr_range(1e-4, 1.0), 1e-2),
     # One lr for Muon's orthogonalized steps (~0.02 in Jordan et al.) and AdamW's (the non-matrices).
-    "muon": Entry(aliases.MuonWithAdamW, "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest",
+    "muon": Entry("MuonWithAdamW", "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest",
                   lr_range(1e-4, 1.0), 0.02),
     # lr is the Adam phase's; the SGD phase's is estimated.
-    "swats": Entry(aliases.SWATS, "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
+    "swats": Entry("SWATS", "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
                    ADAPTIVE, 1e-3),
 }
 

@@ -343,14 +343,16 @@ def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficient
 
 
 def muon_or_adamw(param) -> str:
-    """Muon for matrices, AdamW for the rest (biases, norms' scales, ...)."""
-    return "muon" if param.ndim == 2 else "adamw"
+    """Muon for matrices and convolution filters (flattened), AdamW for the rest (biases,
+    norms' scales, ...)."""
+    return "muon" if param.ndim >= 2 else "adamw"
 
 
 def muon_with_adamw(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=NS_COEFFICIENTS,
                     eps=1e-7, ns_steps=5, adjust_lr_fn=None, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, maximize=False,
                     ns_dtype=torch.bfloat16) -> partition:
-    r"""Muon (see `muon`) for the 2-D parameters and AdamW (see `adamw`) for the others,
+    r"""Muon (see `muon`) for the parameters of 2 or more dimensions (a convolution's
+    filters as ``out x in*kh*kw`` matrices) and AdamW (see `adamw`) for the others,
     with one learning rate and weight decay (``adjust_lr_fn="match_rms_adamw"`` makes one
     learning rate fit both). Arguments: `muon`'s, and AdamW's ``adamw_betas=(0.9, 0.999)``
     and ``adamw_eps=1e-8``, the group keys ``"adamw.betas"`` and ``"adamw.eps"``. A

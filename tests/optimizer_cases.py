@@ -51,6 +51,7 @@ adabelief           lr=0.1, 270, 1e-3                           lr=0.01, 4350, 1
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
+soap (1-D precond.) lr=0.05*0.99^t wd=0, 490, 1e-3              lr=0.02 wd=0, 550, 1e-2
 swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
 ==================  ==========================================  ==========================================
 
@@ -388,6 +389,32 @@ CASES: list[Case] = [
         # rate, which caps the relative step, decays.
         quadratic=({"lr": optimlab.schedules.exponential_decay(1.0, 0.99)}, 450, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.03, 0.9995)}, 6450, 1e-2),
+    ),
+    Case(
+        # test_reference's (2, 3) is preconditioned on both sides (its 3 x 3 R has rank 2 at
+        # the first step: its null space, one vector, is unique up to a sign, which the step
+        # does not depend on), its (4,) is Adam's. With precondition_1d the (4,)'s L has rank 1
+        # at the first step, and the basis of its 3-D null space (which the steps depend on) is
+        # LAPACK's choice, NumPy's unlike torch's: test_soap checks that option on a 2-vector
+        # against the formula, and everything against pytorch-optimizer's SOAP.
+        "soap", optimlab.SOAP, ref.soap,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "precondition_frequency": 3, "weight_decay": 0.05, "shampoo_beta": 0.8},
+            {"lr": 0.01, "betas": (0.9, 0.99), "max_precondition_dim": 2, "eps": 1e-6},
+            {"lr": 0.01, "precondition_frequency": 2, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [EPS_ZERO, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE,
+                                ({"shampoo_beta": 1.0}, r"shampoo_beta must be in \[0, 1\), got 1.0"),
+                                ({"precondition_frequency": 0}, r"precondition_frequency must be an integer >= 1, got 0"),
+                                ({"max_precondition_dim": 2.5}, r"max_precondition_dim must be an integer >= 1, got 2.5"),
+                                ({"precondition_1d": 1}, r"precondition_1d must be True or False, got 1")],
+        fused=False, supports_complex=False,
+        # The coordinates as one preconditioned vector: a full-matrix basis for the quadratic.
+        # beta2 = 0.95 remembers ~20 gradients, so the steps hover until the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99), "weight_decay": 0.0,
+                    "precondition_1d": True}, 490, 1e-3),
+        rosenbrock=({"lr": 0.02, "weight_decay": 0.0, "precondition_1d": True}, 550, 1e-2),
     ),
     Case(
         # eps=1e-4 switches to SGD at step 2-10 on test_reference's noisy quadratic (the

@@ -4,7 +4,7 @@
 Each reference steps one parameter: ``x = step(x, g, state, t, hp)`` with ``g`` the raw
 gradient of the objective at ``x``, ``state`` a dict the function fills on its first call,
 ``t`` the 1-based step and ``hp`` every hyperparameter (constructor defaults, the name's
-preset and the sample). All but Muon (a matrix operation) and Adafactor (row and column
+preset and the sample). All but Muon and SOAP (matrix operations) and Adafactor (row and column
 means, RMS norms) are elementwise.
 """
 
@@ -210,6 +210,60 @@ def muon(x, g, state, t, hp):
     m, n = x.shape
     scale = 0.2 * np.sqrt(max(m, n)) if hp["adjust_lr_fn"] == "match_rms_adamw" else np.sqrt(max(1, m / n))
     return x * (1 - hp["lr"] * hp["weight_decay"]) - hp["lr"] * scale * _newton_schulz(u, hp)
+
+
+def soap(x, g, state, t, hp):
+    """SOAP (Vyas et al. 2024, Algorithm 3) for one parameter, with AdamW's decoupled decay:
+    L, R = EMAs (shampoo_beta, default beta2) of G G^T, G^T G; at t = 1 their eigenbases
+    (decreasing eigenvalues) and no step but the decay; then with k = t - 1, M = EMA_beta1(G),
+    V = EMA_beta2((Q_L^T G Q_R)^2), x <- x (1 - lr wd) - lr sqrt(1-beta2^k)/(1-beta1^k)
+    Q_L [Q_L^T M Q_R / (sqrt(V) + eps)] Q_R^T; after the step L, R take G, and every
+    precondition_frequency steps Q <- qr(S Q) with Q's columns sorted by diag(Q^T S Q)
+    (decreasing) and V's rows/columns permuted alike. Sides longer than
+    max_precondition_dim are the identity; a vector is a column (one side, if precondition_1d)."""
+    g = _grad(x, g, hp, coupled=False)
+    shape = x.shape
+    G = g.reshape(-1, 1) if x.ndim <= 1 else g.reshape(shape[0], -1)
+    beta1, beta2 = hp["betas"]
+    weight = 1 - (beta2 if hp["shampoo_beta"] is None else hp["shampoo_beta"])
+    if t == 1:
+        rows, columns = G.shape
+        sides = [rows if x.ndim >= 2 or hp["precondition_1d"] else None, columns if x.ndim >= 2 else None]
+        sides = [n if n is not None and n <= hp["max_precondition_dim"] else None for n in sides]
+        state["S"] = [None if n is None else np.zeros((n, n)) for n in sides]
+        state["M"], state["V"] = np.zeros_like(G), np.zeros_like(G)
+
+    def gather():
+        for i, outer in enumerate((G @ G.T, G.T @ G)):
+            if state["S"][i] is not None:
+                state["S"][i] = state["S"][i] + weight * (outer - state["S"][i])
+
+    def project(a, back=False):
+        left, right = state["Q"]
+        if left is not None:
+            a = (left if back else left.T) @ a
+        if right is not None:
+            a = a @ (right.T if back else right)
+        return a
+
+    if t == 1:
+        gather()
+        state["Q"] = [None if s is None else np.linalg.eigh(s)[1][:, ::-1] for s in state["S"]]
+        return x * (1 - hp["lr"] * hp["weight_decay"])
+    k = t - 1
+    state["M"] = beta1 * state["M"] + (1 - beta1) * G
+    state["V"] = beta2 * state["V"] + (1 - beta2) * project(G) ** 2
+    direction = project(project(state["M"]) / (np.sqrt(state["V"]) + hp["eps"]), back=True)
+    step_size = hp["lr"] * np.sqrt(1 - beta2**k) / (1 - beta1**k)
+    x = x * (1 - hp["lr"] * hp["weight_decay"]) - step_size * direction.reshape(shape)
+    gather()
+    if k % hp["precondition_frequency"] == 0:
+        for i, (s, q) in enumerate(zip(state["S"], state["Q"])):
+            if s is not None:
+                order = np.argsort(-np.diag(q.T @ s @ q), kind="stable")
+                state["V"] = np.take(state["V"], order, axis=i)
+                state["Q"][i] = np.linalg.qr((s @ q)[:, order])[0]
+    return x
 
 
 def _rms(a):

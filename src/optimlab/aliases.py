@@ -52,6 +52,7 @@ from .transforms import (
 from .transforms.adabelief import scale_by_belief
 from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
+from .transforms.soap import scale_by_soap
 from .transforms.swats import scale_by_swats
 from .transforms.prodigy import scale_by_prodigy
 from .transforms.dadapt_adam import scale_by_dadapt_adam
@@ -565,6 +566,42 @@ class MuonWithAdamW(Optimizer):
                  fused=None):
         transform = muon_with_adamw(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
                                     adjust_lr_fn, adamw_betas, adamw_eps, maximize, ns_dtype)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+def soap(lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, eps=1e-8, weight_decay=0.01, precondition_frequency=10,
+         max_precondition_dim=10000, precondition_1d=False, maximize=False) -> chain:
+    r"""SOAP (Vyas et al. 2024): Adam in the eigenbasis of Shampoo's preconditioner, with
+    decoupled weight decay (`scale_by_soap` has the math)::
+
+        L <- shampoo_beta L + (1 - shampoo_beta) G G^T,  R <- ... G^T G,  Q_L, Q_R their eigenbases
+        M <- beta1 M + (1 - beta1) G,  V <- beta2 V + (1 - beta2) (Q_L^T G Q_R)^2
+        p <- p - lr * weight_decay * p
+               - lr * sqrt(1 - beta2^k) / (1 - beta1^k) * Q_L [(Q_L^T M Q_R) / (sqrt(V) + eps)] Q_R^T
+
+    with k = t - 1: the first step only gathers L and R. Every ``precondition_frequency``
+    steps Q_L, Q_R are refreshed by a power iteration and QR.
+    Arguments (the authors' and pytorch-optimizer's defaults): ``lr=3e-3``,
+    ``betas=(0.95, 0.95)``, ``shampoo_beta=None`` (beta2), ``eps=1e-8``,
+    ``weight_decay=0.01``, ``precondition_frequency=10``, ``max_precondition_dim=10000``
+    (a longer side keeps the identity), ``precondition_1d=False`` (vectors get plain
+    Adam), ``maximize=False``. Chain: `maximize`, `scale_by_soap`, `add_decayed_weights`,
+    `scale_by_learning_rate`.
+    """
+    preconditioner = scale_by_soap(betas, shampoo_beta, eps, precondition_frequency, max_precondition_dim,
+                                   precondition_1d)
+    return _with_weight_decay(preconditioner, lr, weight_decay, True, maximize)
+
+
+@alias(soap)
+class SOAP(Optimizer):
+    __doc__ = soap.__doc__
+
+    def __init__(self, params, lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, eps=1e-8, weight_decay=0.01,
+                 precondition_frequency=10, max_precondition_dim=10000, precondition_1d=False, *, maximize=False,
+                 foreach=None, fused=None):
+        transform = soap(lr, betas, shampoo_beta, eps, weight_decay, precondition_frequency, max_precondition_dim,
+                         precondition_1d, maximize)
         super().__init__(params, transform, foreach=foreach, fused=fused)
 
 

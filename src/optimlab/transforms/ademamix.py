@@ -23,9 +23,9 @@ def _inverse_log(beta: float) -> float:
     return 1 / math.log(beta) if beta > 0 else 0.0
 
 
-def warmed_up(hyperparams, step: int) -> tuple[float, float]:
-    r"""AdEMAMix's :math:`(\alpha_t, \beta_{3,t})` at ``step`` (the paper's schedulers,
-    eq. 3: :math:`\alpha` linear, :math:`\beta_3` linear in the EMA's half-life, from
+def alpha_beta3_at(hyperparams, step: int) -> tuple[float, float]:
+    r"""AdEMAMix's :math:`(\alpha_t, \beta_{3,t})` at ``step`` (the paper's warm-ups:
+    :math:`\alpha` linear, :math:`\beta_3` linear in the EMA's half-life, from
     :math:`\beta_1`, both reaching their values at ``t_alpha_beta3``)."""
     beta1, _, beta3 = hyperparams["betas"]
     alpha, warmup = hyperparams["alpha"], hyperparams["t_alpha_beta3"]
@@ -73,7 +73,7 @@ class scale_by_ademamix(Transform):
 
     def coefficients(self, hyperparams, step, state):
         beta1, beta2, _ = hyperparams["betas"]
-        alpha, beta3 = warmed_up(hyperparams, step)
+        alpha, beta3 = alpha_beta3_at(hyperparams, step)
         return {**bias_corrected_coefficients({**hyperparams, "betas": (beta1, beta2)}, step),
                 "alpha": alpha, "one_minus_beta3": 1 - beta3}
 

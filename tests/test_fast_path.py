@@ -2,7 +2,8 @@
 
 The eager `TensorList` paths are the reference. In its bit-exact mode (torch.sqrt's
 square roots, torch's global norm) the fused path must give their bits, for every alias
-and option: that proves the kernel's arithmetic is theirs. By default (IEEE roots, the
+and option: that proves the kernel's arithmetic is theirs (a chain with per-tensor sums,
+MARS's, to rounding: `per_tensor`). By default (IEEE roots, the
 norm in the kernel) it must equal them to rounding; test_reference checks it against the
 papers' formulas at the parity tolerance. It takes over by default only where it pays.
 """

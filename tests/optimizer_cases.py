@@ -48,6 +48,9 @@ adamax              lr=0.05, 2000, 1e-3                         lr=0.02, 5500, 1
 nadam               lr=0.02, 2400, 1e-3                         lr=0.01, 7000, 1e-2
 radam               lr=0.05, 2800, 1e-3                         lr=5e-3, 11000, 1e-2
 adabelief           lr=0.1, 270, 1e-3                           lr=0.01, 4350, 1e-2
+adopt               lr=0.1, 2170, 1e-3                          lr=0.1, 13670, 1e-2
+ademamix            lr=0.05 beta3=0.99, 760, 1e-3               lr=0.02, 11400, 1e-2
+mars                lr=0.05*0.995^t, 310, 1e-3                  lr=0.02, 410, 1e-2
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
@@ -322,6 +325,56 @@ CASES: list[Case] = [
         errors=ADAM_ERRORS,
         quadratic=({"lr": 0.1}, 270, 1e-3),
         rosenbrock=({"lr": 0.01}, 4350, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        "adopt", optimlab.ADOPT, ref.adopt,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.01},
+            {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True, "clip_lambda": None, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [
+            ({"clip_lambda": 1.0}, r"clip_lambda must be None or a callable from the step to a bound, got 1.0"),
+        ],
+        quadratic=({"lr": 0.1}, 2170, 1e-3),
+        rosenbrock=({"lr": 0.1}, 13670, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        "ademamix", optimlab.AdEMAMix, ref.ademamix,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99, 0.999), "alpha": 2.0, "t_alpha_beta3": 50, "eps": 1e-6,
+             "weight_decay": 0.01, "decoupled_weight_decay": False},
+            {"lr": 0.01, "t_alpha_beta3": 1000, "weight_decay": 0.05, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [
+            EPS_ZERO, EPS_INF,
+            ({"betas": (0.9, 0.999)}, r"betas must be a triple \(beta1, beta2, beta3\), got \(0.9, 0.999\)"),
+            ({"betas": (0.9, 0.999, 1.0)}, r"betas\[2\] must be in \[0, 1\), got 1.0"),
+            ({"alpha": -1.0}, r"alpha must be >= 0, got -1.0"),
+            ({"t_alpha_beta3": 0}, r"t_alpha_beta3 must be > 0, got 0"),
+        ],
+        # The slow EMA (beta3 = 0.9999) keeps pushing past the quadratic's minimum for ~10k
+        # steps; with beta3 = 0.99 it settles.
+        quadratic=({"lr": 0.05, "betas": (0.9, 0.999, 0.99)}, 760, 1e-3),
+        rosenbrock=({"lr": 0.02}, 11400, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        # c_t stays under norm 1 on the MLP; it is clipped on test_reference's noisy quadratic
+        # and in the comparison with pytorch-optimizer's (a scaled loss).
+        "mars", optimlab.MARS, ref.mars,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.9, 0.99), "gamma": 0.1, "eps": 1e-6, "weight_decay": 0.01},
+            {"lr": 0.01, "gamma": 0.0, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [({"gamma": -0.1}, r"gamma must be >= 0, got -0.1")],
+        # Adam-like steps of about lr around the minimum: the quadratic settles as lr decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.995)}, 310, 1e-3),
+        rosenbrock=({"lr": 0.02}, 410, 1e-2),
     ),
     Case(
         "lion", optimlab.Lion, ref.lion,

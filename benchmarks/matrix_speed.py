@@ -57,6 +57,12 @@ ALGOS: dict[str, dict[str, Factory]] = {
         "heavyball": _heavyball("Muon", lr=0.02),
         "pytorch-optimizer": _pytorch_optimizer("Muon", {"use_muon": True}, lr=0.02),
     },
+    # The bases refreshed every 10 steps on all three (heavyball's default is 2, with a schedule).
+    "soap": {
+        "optimlab": lambda ps: optimlab.SOAP(ps, lr=3e-3),
+        "heavyball": _heavyball("SOAP", lr=3e-3, precondition_frequency=10, use_precond_schedule=False),
+        "pytorch-optimizer": _pytorch_optimizer("SOAP", lr=3e-3),
+    },
 }
 
 

@@ -45,6 +45,7 @@ import torch
 import optimlab
 from optimlab.fused import cpu, cuda, engine
 
+
 def clipped_adamw(params, **options):
     """A composed chain: global-norm clipping + Adam + decoupled weight decay (its torch
     row is plain AdamW, without the clipping, the issue's yardstick: within 1.2x)."""
@@ -113,9 +114,7 @@ class Algo:
     norm_reads: int = 0  # streams a norm pass must read before the step (a global clip, per-tensor ratios)
 
 
-#: The parameters here are all 1-D (flat tensors), which pytorch-optimizer's MARS would
-#: hand to AdamW unless ``optimize_1d``; heavyball's ``mars=True`` is a correction without
-#: MARS's per-tensor clipping, another algorithm, so MARS has one rival.
+#: name: its row. A rival is given optimlab's hyperparameters where its own defaults differ.
 ALGOS = {
     "sgd": Algo(optimlab.SGD, {"lr": 1e-3, "momentum": 0.9}, 1, torch.optim.SGD, ("foreach", "fused")),
     "adam": Algo(optimlab.Adam, {"lr": 1e-3}, 2, torch.optim.Adam, ("foreach", "fused")),
@@ -134,7 +133,9 @@ ALGOS = {
     "ademamix": Algo(optimlab.AdEMAMix, {"lr": 1e-3}, 3, rivals={
         "pytorch-optimizer": _pytorch_optimizer("AdEMAMix", lr=1e-3),
         "heavyball": _heavyball("AdEMAMix", lr=1e-3, alpha=5.0)}),
-    # buffers m, v and the previous gradient; each tensor's ||c_t|| reads g and that first
+    # Buffers m, v and the previous gradient; each tensor's ||c_t|| reads g and that first.
+    # The parameters here are all 1-D, which pytorch-optimizer's MARS hands to AdamW unless
+    # optimize_1d; heavyball's mars=True is a correction without the per-tensor clipping.
     "mars": Algo(optimlab.MARS, {"lr": 3e-3}, 3, norm_reads=2, rivals={
         "pytorch-optimizer": _pytorch_optimizer("MARS", lr=3e-3, optimize_1d=True)}),
     "adabelief": Algo(optimlab.AdaBelief, {"lr": 1e-3}, 2, rivals={

@@ -11,12 +11,11 @@ the effective bandwidth (bytes each step must move / time) against a STREAM-like
 run interleaved in the same row, and optimizer-state bytes per parameter.
 
 Rivals run eager and compiled (``--rival-modes``): pytorch-optimizer's step under
-``torch.compile``, heavyball with its own compilation (its default; eager is
+``torch.compile(dynamic=True)``, heavyball with its own compilation (its default; eager is
 ``heavyball.utils.compile_mode = None``). Each implementation's first step is reported
 (a compiled one's: every step until one makes no new graph, compiling included); one
-still compiling at its third step recompiles at every step (pytorch-optimizer's step
-count and bias corrections are Python numbers, constants to dynamo) and is reported so,
-untimed.
+still compiling at its third step recompiles at every step (pytorch-optimizer's, where
+its bias corrections are Python floats, constants to dynamo) and is reported so, untimed.
 
     python benchmarks/step_speed.py                       # everything (long)
     python benchmarks/step_speed.py --models a,b,c --algos adam,sgd --steps 15
@@ -67,12 +66,15 @@ Rival = Callable[[list[torch.Tensor], bool], Callable[[], object]]
 
 
 def _pytorch_optimizer(name: str, **kwargs) -> Rival:
-    """pytorch-optimizer's ``name``; compiled: ``torch.compile`` of its ``step``."""
+    """pytorch-optimizer's ``name``; compiled: ``torch.compile`` of its ``step``, with
+    ``dynamic=True`` so that its step count (a Python int) is a symbol rather than a
+    constant (its Lion then settles; the bias corrections of the others, Python floats,
+    still make a graph per step)."""
     def make(params, compiled):
         import pytorch_optimizer
 
         optimizer = getattr(pytorch_optimizer, name)(params, **kwargs)
-        return torch.compile(optimizer.step) if compiled else optimizer.step
+        return torch.compile(optimizer.step, dynamic=True) if compiled else optimizer.step
 
     return make
 

@@ -69,8 +69,9 @@ def test_step_speed_script_times_the_new_algorithms_beside_their_rivals(tmp_path
 
 
 def test_a_compiled_step_that_recompiles_at_every_step_is_told_apart(monkeypatch):
-    """A compiled rival settles when a step makes no new graph; pytorch-optimizer's steps
-    under torch.compile never do (a Python step count is a constant to dynamo)."""
+    """A compiled rival settles when a step makes no new graph; most of pytorch-optimizer's
+    steps under torch.compile never do (a Python number computed from the step count is a
+    constant to dynamo)."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     import step_speed
 

@@ -471,3 +471,29 @@ def test_a_failed_build_is_remembered_per_kernel(tmp_path, monkeypatch):
     calls = _kernel_calls()
     train(twin, adam, 3)
     assert attempts == [True, False] and _kernel_calls() - calls == 3
+
+
+WRAPPED = {
+    "lookahead(adamw)": lambda ps, **o: optimlab.Optimizer(ps, optimlab.lookahead(optimlab.adamw(lr=1e-2), k=3), **o),
+    "schedule-free AdamW": lambda ps, **o: optimlab.ScheduleFreeAdamW(ps, lr=1e-2, weight_decay=0.01, warmup_steps=5, **o),
+    "schedule-free SGD": lambda ps, **o: optimlab.ScheduleFreeSGD(ps, lr=0.1, weight_decay=0.01, **o),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", list(WRAPPED))
+def test_wrappers_fuse_after_their_inner_chain(name, dtype, mode):
+    """Lookahead's pull of the slow weights and Schedule-Free's averaging run in the kernel,
+    after the inner chain's snippets: one call per step, the eager path's bits."""
+    model, twin = MLP(dtypes=(dtype, dtype)), MLP(dtypes=(dtype, dtype))
+    twin.load_state_dict(model.state_dict())
+    fused, eager = (WRAPPED[name](m.parameters(), **o) for m, o in ((model, {"fused": True}), (twin, {"foreach": True})))
+    for optimizer in (fused, eager):
+        getattr(optimizer, "train", lambda: None)()
+    calls = _kernel_calls()
+    train(model, fused, 12)
+    train(twin, eager, 12)
+    assert _kernel_calls() - calls == 12
+    for optimizer in (fused, eager):
+        getattr(optimizer, "eval", lambda: None)()
+    same(mode, model.parameters(), twin.parameters())

@@ -787,9 +787,9 @@ class ScheduleFreeSGD(_ScheduleFree):
     __doc__ = schedule_free_sgd.__doc__ + _ScheduleFree.__doc__
 
     def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0, warmup_steps=0, r=0.0, weight_lr_power=2,
-                 foreach=None):
+                 foreach=None, *, fused=None):
         transform = schedule_free_sgd(lr, momentum, weight_decay, warmup_steps, r, weight_lr_power)
-        super().__init__(params, transform, foreach=foreach)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
 @alias(schedule_free_adamw)
@@ -797,9 +797,9 @@ class ScheduleFreeAdamW(_ScheduleFree):
     __doc__ = schedule_free_adamw.__doc__ + _ScheduleFree.__doc__
 
     def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, warmup_steps=0, r=0.0,
-                 weight_lr_power=2.0, foreach=None):
+                 weight_lr_power=2.0, foreach=None, *, fused=None):
         transform = schedule_free_adamw(lr, betas, eps, weight_decay, warmup_steps, r, weight_lr_power)
-        super().__init__(params, transform, foreach=foreach)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
 def prodigy(lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0.0, decouple=True,

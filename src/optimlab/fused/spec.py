@@ -83,6 +83,10 @@ class Elementwise:
     norm: tuple[str, str] | None = None
     #: ``u -> +-u``: the norm of the updates is unchanged.
     preserves_norm: bool = False
+    #: The part's ``code`` runs after the previous part's ``apply`` moved ``p`` (and assigns
+    #: ``p`` itself): a wrapper's own move of the parameters after its inner chain's step
+    #: (Lookahead's pull of the slow weights). Allowed for the last part only.
+    after_apply: bool = False
     #: Per-tensor scalars (`PerTensor`): the kernel runs the chain up to this part once
     #: without storing anything to measure the sums, then steps with the scalars (one
     #: more read of the tensors, no extra memory). One such part per chain; it runs on

@@ -400,6 +400,48 @@ CASES: list[Case] = [
         quadratic=({"lr": 0.02}, 2050, 1e-3),
         rosenbrock=({"lr": 0.3}, 13400, 1e-3),
     ),
+    Case(
+        # No torch.optim twin: tests/test_trust_ratio.py compares it with pytorch-optimizer's.
+        "lamb", optimlab.LAMB, ref.lamb,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1},
+                 {"lr": 0.01, "maximize": True}],
+        errors=COMMON_ERRORS + [EPS_ZERO, EPS_NEG, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE],
+        supports_complex=False,
+        quadratic=({"lr": 0.02}, 1000, 1e-3),
+        rosenbrock=({"lr": 0.01}, 5000, 1e-2),
+    ),
+    Case(
+        "lars", optimlab.LARS, ref.lars,
+        samples=[
+            {"lr": 1.0},
+            {"lr": 1.0, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01, "trust_coefficient": 0.01},
+            {"lr": 1.0, "nesterov": True, "weight_decay": 0.02},
+            {"lr": 1.0, "momentum": 0.0, "maximize": True},
+        ],
+        errors=SGD_ERRORS + [({"trust_coefficient": 0.0}, r"trust_coefficient must be > 0, got 0.0")],
+        supports_complex=False,
+        quadratic=({"lr": 10.0}, 1000, 1e-3),
+        rosenbrock=({"lr": 10.0}, 5000, 1e-2),
+    ),
+    Case(
+        # Compared with pytorch-optimizer's cautious AdEMAMix at alpha=0 (AdamW) in test_cautious.py.
+        "cautious_adamw", optimlab.CautiousAdamW, ref.cautious_adamw,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1},
+                 {"lr": 0.01, "maximize": True}],
+        errors=ADAM_ERRORS,
+        supports_complex=False,
+        quadratic=({"lr": 0.05, "weight_decay": 0.0}, 1000, 1e-3),
+        rosenbrock=({"lr": 0.02, "weight_decay": 0.0}, 5000, 1e-2),
+    ),
+    Case(
+        "cautious_lion", optimlab.CautiousLion, ref.cautious_lion,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1},
+                 {"lr": 0.01, "maximize": True}],
+        errors=COMMON_ERRORS + [BETA1_ONE, BETA2_NEG, BETA2_BIG, BETAS_SHAPE],
+        supports_complex=False,
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99)}, 1000, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.02, 0.999)}, 5000, 1e-2),
+    ),
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}

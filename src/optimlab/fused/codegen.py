@@ -90,8 +90,16 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
     tensor_sums: list[str] = []
     tensor_scalars: list[str] = []
     reduced_after = 0
+    # The registers of the wrapping parts' ``$input``, by the index of the first part each wraps.
+    inputs: dict[int, list[str]] = {}
     for index, spec in enumerate(specs):
-        mapping = {}
+        if spec.wraps:
+            inputs.setdefault(index - spec.wraps, []).append(f"w{index}")
+    if inputs and not inline_roots:
+        raise ValueError("a wrapping part's $input: with inline square roots")
+    for index, spec in enumerate(specs):
+        stages[-1].extend(f"T {register} = u;" for register in inputs.get(index, ()))
+        mapping = {"input": f"w{index}"} if spec.wraps else {}
         for name in spec.buffers:
             mapping[name] = buffer.format(buffer_count)
             buffer_count += 1
@@ -107,7 +115,7 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
             coefficient = lambda name, form: form.format(slot(index, name))  # noqa: E731
             for _, expression in sums:
                 tensor_sums.append(Template(expression).substitute(
-                    {**{n: coefficient(n, "k{}") for n in template_names(expression)}, **mapping}))
+                    {**{n: coefficient(n, "k{}") for n in template_names(expression) if n not in mapping}, **mapping}))
             for name, expression in scalars:
                 tensor_scalars.append(Template(expression).substitute(
                     {**{n: coefficient(n, "kk[{}]") for n in template_names(expression) if n not in own}, **own}))

@@ -457,8 +457,8 @@ def kernel(specs: list[Elementwise], dtypes: tuple[torch.dtype, ...], norm_in_ke
     and grads', then each buffer's), built at most once; the library is kept in ``cache``,
     so a later process loads it. Raises RuntimeError if it cannot be built (and at once,
     without trying again, for a kernel that failed before)."""
-    inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.per_tensor for s in specs)
-    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor) for s in specs), dtypes, inline_roots,
+    inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.per_tensor or s.wraps for s in specs)
+    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor, s.wraps) for s in specs), dtypes, inline_roots,
            norm_in_kernel)
     stats["lookups"] += 1
 

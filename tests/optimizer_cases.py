@@ -413,10 +413,10 @@ CASES: list[Case] = [
     Case(
         "lars", optimlab.LARS, ref.lars,
         samples=[
-            {"lr": 1.0},
-            {"lr": 1.0, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01, "trust_coefficient": 0.01},
-            {"lr": 1.0, "nesterov": True, "weight_decay": 0.02},
-            {"lr": 1.0, "momentum": 0.0, "maximize": True},
+            {"lr": 3.0},
+            {"lr": 3.0, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01, "trust_coefficient": 0.01},
+            {"lr": 3.0, "nesterov": True, "weight_decay": 0.02},
+            {"lr": 3.0, "momentum": 0.0, "maximize": True},
         ],
         errors=SGD_ERRORS + [({"trust_coefficient": 0.0}, r"trust_coefficient must be > 0, got 0.0")],
         supports_complex=False,

@@ -23,6 +23,9 @@ A `Case` holds, for one name of `optimlab.create`:
   factored moments are not elementwise: the fused path falls back to the eager one);
 * ``reference_preset``: options the comparison with the float64 NumPy formula adds
   (Muon: its Newton-Schulz iteration in float64, not torch's bfloat16).
+* ``fused_bits``: in bit-exact mode the fused path gives the eager path's bits; False where
+  the kernel measures per-tensor sums (LAMB's and LARS's norms, the cautious mask's count:
+  summed in double in the kernel's order, with inline square roots): then to rounding.
 
 ``ALL_SAMPLES`` holds every ``(case, sample)``; ``SAMPLES`` those the fused kernel covers
 (test_fast_path's); ``TORCH_SAMPLES`` those with a torch.optim twin.
@@ -109,6 +112,7 @@ class Case:
     matrices_only: bool = False
     fused: bool = True
     reference_preset: dict[str, Any] = field(default_factory=dict)
+    fused_bits: bool = True
 
     def make(self, params, **kwargs) -> optimlab.Optimizer:
         return self.cls(self.accepted(params), **{**self.preset, **kwargs})
@@ -406,20 +410,20 @@ CASES: list[Case] = [
         samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1},
                  {"lr": 0.01, "maximize": True}],
         errors=COMMON_ERRORS + [EPS_ZERO, EPS_NEG, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE],
-        supports_complex=False,
+        supports_complex=False, fused_bits=False,
         quadratic=({"lr": 0.02}, 1000, 1e-3),
         rosenbrock=({"lr": 0.01}, 5000, 1e-2),
     ),
     Case(
         "lars", optimlab.LARS, ref.lars,
         samples=[
-            {"lr": 3.0},
-            {"lr": 3.0, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01, "trust_coefficient": 0.01},
-            {"lr": 3.0, "nesterov": True, "weight_decay": 0.02},
-            {"lr": 3.0, "momentum": 0.0, "maximize": True},
+            {"lr": 0.7},
+            {"lr": 0.7, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01, "trust_coefficient": 0.01},
+            {"lr": 0.7, "nesterov": True, "weight_decay": 0.02},
+            {"lr": 0.7, "momentum": 0.0, "maximize": True},
         ],
         errors=SGD_ERRORS + [({"trust_coefficient": 0.0}, r"trust_coefficient must be > 0, got 0.0")],
-        supports_complex=False,
+        supports_complex=False, fused_bits=False,
         quadratic=({"lr": 10.0}, 1000, 1e-3),
         rosenbrock=({"lr": 10.0}, 5000, 1e-2),
     ),
@@ -429,7 +433,7 @@ CASES: list[Case] = [
         samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1},
                  {"lr": 0.01, "maximize": True}],
         errors=ADAM_ERRORS,
-        supports_complex=False,
+        supports_complex=False, fused_bits=False,
         quadratic=({"lr": 0.05, "weight_decay": 0.0}, 1000, 1e-3),
         rosenbrock=({"lr": 0.02, "weight_decay": 0.0}, 5000, 1e-2),
     ),

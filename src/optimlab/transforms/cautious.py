@@ -47,7 +47,9 @@ class cautious(Transform):
         masked = []
         for u, g in zip(inner, updates):
             agree = u * g > 0
-            scale = u.numel() / (agree.sum(dtype=torch.float64) + 1)
+            agreeing = agree.sum(dtype=torch.float64)
+            # numel / (agreeing + 1) in double, as the kernel (a number / tensor is a reciprocal, then a product)
+            scale = torch.full_like(agreeing, u.numel()) / (agreeing + 1)
             masked.append(torch.where(agree, u * scale.to(u.dtype), 0))
         return inner.wrap(masked)
 

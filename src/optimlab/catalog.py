@@ -106,7 +106,7 @@ CATALOG: dict[str, Entry] = {
                   ADAPTIVE, 1e-2),
     # trust_coefficient=1e-3 scales every step down: LARS's learning rates are SGD's x ~100-1000.
     "lars": Entry("LARS", "LARS: SGD with momentum, each tensor's step scaled by ||w|| / (||g|| + wd ||w||)",
-                  lr_range(1e-3, 300.0), 10.0),
+                  lr_range(1e-3, 300.0), 3.0),
     "cautious_adamw": Entry("CautiousAdamW", "Cautious AdamW: AdamW's step zeroed where it disagrees in sign "
                             "with the gradient", ADAPTIVE, 1e-3),
     "cautious_lion": Entry("CautiousLion", "Cautious Lion: Lion's sign step zeroed where it disagrees with the "

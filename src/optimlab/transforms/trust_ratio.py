@@ -19,8 +19,8 @@ class scale_by_trust_ratio(Transform):
 
     Put after the preconditioner and the decoupled weight decay, before the learning rate:
     ``chain(scale_by_adam(), add_decayed_weights(wd), scale_by_trust_ratio(), scale_by_learning_rate(lr))``
-    is LAMB. Hyperparameter ``trust_coefficient`` (:math:`c`, default 1.0, optax's; LARS
-    uses 1e-3). On the fused path the two norms are measured in the kernel (in double, per
+    is LAMB. Hyperparameter ``trust_coefficient`` (:math:`c`, default 1.0, optax's). LARS's
+    ratio, whose denominator adds the two norms, is `scale_by_lars`. On the fused path the two norms are measured in the kernel (in double, per
     tensor), from the updates this part receives.
     """
 

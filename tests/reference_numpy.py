@@ -294,13 +294,13 @@ def lars(x, g, state, t, hp):
 
 
 def _cautious(u, g):
-    """Liang et al. 2024: u * [u g > 0] * numel / (sum of the mask + 1)."""
+    """Liang et al. 2024 (the authors' code's normalization): u * [u g > 0] * numel / (sum of the mask + 1)."""
     mask = (u * g > 0).astype(u.dtype)
     return u * mask * (mask.size / (mask.sum() + 1))
 
 
 def cautious_adamw(x, g, state, t, hp):
-    """C-AdamW (Liang et al. 2024, Algorithm 2): Adam's r masked by [r g > 0], rescaled,
+    """C-AdamW (Liang et al. 2024): Adam's r masked by [r g > 0], rescaled,
     x -= lr (r_masked + wd x)."""
     g = -g if hp["maximize"] else g
     b1, b2 = hp["betas"]

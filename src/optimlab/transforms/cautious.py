@@ -13,15 +13,16 @@ from ..transform import Part, Transform
 
 class cautious(Transform):
     r"""Cautious ``inner`` (Liang et al. 2024, "Cautious Optimizers: Improving Training with
-    One Line of Code", Algorithm 1): the update of ``inner``, a preconditioner (its output a
+    One Line of Code", the one line of its Algorithm 1): the update of ``inner``, a preconditioner (its output a
     direction along the gradient, as `scale_by_adam`'s or `scale_by_lion`'s), zeroed where
     its sign disagrees with the gradient it received and rescaled per tensor:
 
     .. math:: \phi = \mathbb 1[u \circ g > 0], \qquad
               u \leftarrow u \circ \phi \cdot \frac{d}{\textstyle\sum_i \phi_i + 1}
 
-    with :math:`d` the tensor's number of elements (the official code's and
-    pytorch-optimizer's ``apply_cautious`` normalization). Wrap the preconditioner only,
+    with :math:`d` the tensor's number of elements: the normalization of the authors' code
+    (C-Optim) and of pytorch-optimizer's ``apply_cautious``; the paper's line divides by
+    ``mask.mean() + eps`` instead (:math:`\sum_i\phi_i + d\,\epsilon`). Wrap the preconditioner only,
     so the decoupled weight decay is not masked (the paper's C-AdamW):
     ``chain(cautious(scale_by_adam()), add_decayed_weights(wd), scale_by_learning_rate(lr))``.
     No hyperparameters or state of its own: ``inner``'s. On the fused path the mask's count

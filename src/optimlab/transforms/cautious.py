@@ -13,21 +13,22 @@ from ..transform import Part, Transform
 
 class cautious(Transform):
     r"""Cautious ``inner`` (Liang et al. 2024, "Cautious Optimizers: Improving Training with
-    One Line of Code", the one line of its Algorithm 1): the update of ``inner``, a preconditioner (its output a
-    direction along the gradient, as `scale_by_adam`'s or `scale_by_lion`'s), zeroed where
-    its sign disagrees with the gradient it received and rescaled per tensor:
+    One Line of Code", the one line of its Algorithm 1): the update of ``inner``, a
+    preconditioner (its output a direction along the gradient, as `scale_by_adam`'s or
+    `scale_by_lion`'s), zeroed where its sign disagrees with the gradient it received and
+    rescaled per tensor:
 
     .. math:: \phi = \mathbb 1[u \circ g > 0], \qquad
               u \leftarrow u \circ \phi \cdot \frac{d}{\textstyle\sum_i \phi_i + 1}
 
     with :math:`d` the tensor's number of elements: the normalization of the authors' code
     (C-Optim) and of pytorch-optimizer's ``apply_cautious``; the paper's line divides by
-    ``mask.mean() + eps`` instead (:math:`\sum_i\phi_i + d\,\epsilon`). Wrap the preconditioner only,
-    so the decoupled weight decay is not masked (the paper's C-AdamW):
+    ``mask.mean() + eps`` instead (:math:`\sum_i\phi_i + d\,\epsilon`). Wrap the
+    preconditioner only, so that the decoupled weight decay is not masked (the paper's C-AdamW):
     ``chain(cautious(scale_by_adam()), add_decayed_weights(wd), scale_by_learning_rate(lr))``.
     No hyperparameters or state of its own: ``inner``'s. On the fused path the mask's count
-    is measured in the kernel per tensor (a `PerTensor` reduction), so ``inner`` must not
-    measure one itself (a trust ratio): such a chain runs eagerly.
+    is measured in the kernel per tensor (a `PerTensor` reduction); a chain with a second
+    one (a trust ratio, in ``inner`` or after it) runs eagerly.
     """
 
     def __init__(self, inner: Transform) -> None:

@@ -23,9 +23,6 @@ A `Case` holds, for one name of `optimlab.create`:
   factored moments are not elementwise: the fused path falls back to the eager one);
 * ``reference_preset``: options the comparison with the float64 NumPy formula adds
   (Muon: its Newton-Schulz iteration in float64, not torch's bfloat16).
-* ``fused_bits``: in bit-exact mode the fused path gives the eager path's bits; False where
-  the kernel measures per-tensor sums (LAMB's and LARS's norms, the cautious mask's count:
-  summed in double in the kernel's order, with inline square roots): then to rounding.
 
 ``ALL_SAMPLES`` holds every ``(case, sample)``; ``SAMPLES`` those the fused kernel covers
 (test_fast_path's); ``TORCH_SAMPLES`` those with a torch.optim twin.
@@ -51,9 +48,13 @@ adamax              lr=0.05, 2000, 1e-3                         lr=0.02, 5500, 1
 nadam               lr=0.02, 2400, 1e-3                         lr=0.01, 7000, 1e-2
 radam               lr=0.05, 2800, 1e-3                         lr=5e-3, 11000, 1e-2
 adabelief           lr=0.1, 270, 1e-3                           lr=0.01, 4350, 1e-2
+adopt               lr=0.1, 2170, 1e-3                          lr=0.1, 13670, 1e-2
+ademamix            lr=0.05 beta3=0.99, 760, 1e-3               lr=0.02, 11400, 1e-2
+mars                lr=0.05*0.995^t, 310, 1e-3                  lr=0.02, 410, 1e-2
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
+soap (1-D precond.) lr=0.05*0.99^t wd=0, 490, 1e-3              lr=0.02 wd=0, 550, 1e-2
 swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
 lamb                lr=0.05*0.99^t, 650, 1e-3                   lr=0.05*0.998^t, 2100, 1e-2
 lars                lr=30*0.99^t, 500, 1e-3                     lr=10*0.999^t, 1900, 1e-2
@@ -116,7 +117,6 @@ class Case:
     matrices_only: bool = False
     fused: bool = True
     reference_preset: dict[str, Any] = field(default_factory=dict)
-    fused_bits: bool = True
 
     def make(self, params, **kwargs) -> optimlab.Optimizer:
         return self.cls(self.accepted(params), **{**self.preset, **kwargs})
@@ -331,6 +331,56 @@ CASES: list[Case] = [
         rosenbrock=({"lr": 0.01}, 4350, 1e-2),
     ),
     Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        "adopt", optimlab.ADOPT, ref.adopt,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.01},
+            {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True, "clip_lambda": None, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [
+            ({"clip_lambda": 1.0}, r"clip_lambda must be None or a callable from the step to a bound, got 1.0"),
+        ],
+        quadratic=({"lr": 0.1}, 2170, 1e-3),
+        rosenbrock=({"lr": 0.1}, 13670, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        "ademamix", optimlab.AdEMAMix, ref.ademamix,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99, 0.999), "alpha": 2.0, "t_alpha_beta3": 50, "eps": 1e-6,
+             "weight_decay": 0.01, "decoupled_weight_decay": False},
+            {"lr": 0.01, "t_alpha_beta3": 1000, "weight_decay": 0.05, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [
+            EPS_ZERO, EPS_INF,
+            ({"betas": (0.9, 0.999)}, r"betas must be a triple \(beta1, beta2, beta3\), got \(0.9, 0.999\)"),
+            ({"betas": (0.9, 0.999, 1.0)}, r"betas\[2\] must be in \[0, 1\), got 1.0"),
+            ({"alpha": -1.0}, r"alpha must be >= 0, got -1.0"),
+            ({"t_alpha_beta3": 0}, r"t_alpha_beta3 must be > 0, got 0"),
+        ],
+        # The slow EMA (beta3 = 0.9999) keeps pushing past the quadratic's minimum for ~10k
+        # steps; with beta3 = 0.99 it settles.
+        quadratic=({"lr": 0.05, "betas": (0.9, 0.999, 0.99)}, 760, 1e-3),
+        rosenbrock=({"lr": 0.02}, 11400, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        # c_t stays under norm 1 on the MLP; it is clipped on test_reference's noisy quadratic
+        # and in the comparison with pytorch-optimizer's (a scaled loss).
+        "mars", optimlab.MARS, ref.mars,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.9, 0.99), "gamma": 0.1, "eps": 1e-6, "weight_decay": 0.01},
+            {"lr": 0.01, "gamma": 0.0, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [({"gamma": -0.1}, r"gamma must be >= 0, got -0.1")],
+        # Adam-like steps of about lr around the minimum: the quadratic settles as lr decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.995)}, 310, 1e-3),
+        rosenbrock=({"lr": 0.02}, 410, 1e-2),
+    ),
+    Case(
         "lion", optimlab.Lion, ref.lion,
         samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1},
                  {"lr": 0.01, "maximize": True}],
@@ -398,6 +448,32 @@ CASES: list[Case] = [
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.03, 0.9995)}, 6450, 1e-2),
     ),
     Case(
+        # test_reference's (2, 3) is preconditioned on both sides (its 3 x 3 R has rank 2 at
+        # the first step: its null space, one vector, is unique up to a sign, which the step
+        # does not depend on), its (4,) is Adam's. With precondition_1d the (4,)'s L has rank 1
+        # at the first step, and the basis of its 3-D null space (which the steps depend on) is
+        # LAPACK's choice, NumPy's unlike torch's: test_soap checks that option on a 2-vector
+        # against the formula, and everything against pytorch-optimizer's SOAP.
+        "soap", optimlab.SOAP, ref.soap,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "precondition_frequency": 3, "weight_decay": 0.05, "shampoo_beta": 0.8},
+            {"lr": 0.01, "betas": (0.9, 0.99), "max_precondition_dim": 2, "eps": 1e-6},
+            {"lr": 0.01, "precondition_frequency": 2, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [EPS_ZERO, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE,
+                                ({"shampoo_beta": 1.0}, r"shampoo_beta must be in \[0, 1\), got 1.0"),
+                                ({"precondition_frequency": 0}, r"precondition_frequency must be an integer >= 1, got 0"),
+                                ({"max_precondition_dim": 2.5}, r"max_precondition_dim must be an integer >= 1, got 2.5"),
+                                ({"precondition_1d": 1}, r"precondition_1d must be True or False, got 1")],
+        fused=False, supports_complex=False,
+        # The coordinates as one preconditioned vector: a full-matrix basis for the quadratic.
+        # beta2 = 0.95 remembers ~20 gradients, so the steps hover until the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99), "weight_decay": 0.0,
+                    "precondition_1d": True}, 490, 1e-3),
+        rosenbrock=({"lr": 0.02, "weight_decay": 0.0, "precondition_1d": True}, 550, 1e-2),
+    ),
+    Case(
         # eps=1e-4 switches to SGD at step 2-10 on test_reference's noisy quadratic (the
         # switch is tested in test_combinators); the default stays Adam there.
         "swats", optimlab.SWATS, ref.swats,
@@ -414,7 +490,7 @@ CASES: list[Case] = [
         samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1},
                  {"lr": 0.01, "maximize": True}],
         errors=COMMON_ERRORS + [EPS_ZERO, EPS_NEG, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE],
-        supports_complex=False, fused_bits=False,
+        supports_complex=False,
         # Each step moves x by lr * |x| (the trust ratio): it settles as the learning rate decays.
         quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99)}, 650, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.05, 0.998)}, 2100, 1e-2),
@@ -428,7 +504,7 @@ CASES: list[Case] = [
             {"lr": 0.7, "momentum": 0.0, "maximize": True},
         ],
         errors=SGD_ERRORS + [({"trust_coefficient": 0.0}, r"trust_coefficient must be > 0, got 0.0")],
-        supports_complex=False, fused_bits=False,
+        supports_complex=False,
         # Normalized steps of lr * 1e-3 * |x|: they settle as the learning rate decays.
         quadratic=({"lr": optimlab.schedules.exponential_decay(30.0, 0.99)}, 500, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(10.0, 0.999)}, 1900, 1e-2),
@@ -439,7 +515,7 @@ CASES: list[Case] = [
         samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1},
                  {"lr": 0.01, "maximize": True}],
         errors=ADAM_ERRORS,
-        supports_complex=False, fused_bits=False,
+        supports_complex=False,
         quadratic=({"lr": 0.05, "weight_decay": 0.0}, 600, 1e-3),
         rosenbrock=({"lr": 0.01, "weight_decay": 0.0}, 6100, 1e-2),
     ),

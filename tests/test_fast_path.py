@@ -2,7 +2,8 @@
 
 The eager `TensorList` paths are the reference. In its bit-exact mode (torch.sqrt's
 square roots, torch's global norm) the fused path must give their bits, for every alias
-and option: that proves the kernel's arithmetic is theirs. By default (IEEE roots, the
+and option: that proves the kernel's arithmetic is theirs (a chain with per-tensor sums,
+MARS's, LAMB's, LARS's, the cautious mask's, to rounding: `per_tensor`). By default (IEEE roots, the
 norm in the kernel) it must equal them to rounding; test_reference checks it against the
 papers' formulas at the parity tolerance. It takes over by default only where it pays.
 """
@@ -21,13 +22,24 @@ import torch
 import optimlab
 from optimlab.fused import cpu, engine
 from helpers import MLP, PARITY_STEPS, assert_close, param_groups, params_of, train
-from optimizer_cases import CASES_BY_NAME, SAMPLES, ids
+from optimizer_cases import SAMPLES, ids
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="no C compiler for the fused path")
 
 
 def _kernel_calls():
     return engine.stats["calls"]
+
+
+def per_tensor(optimizer) -> bool:
+    """Whether the chain measures per-tensor sums (MARS's norms): its kernel then takes IEEE
+    square roots and sums each tensor in its own order, so bit-exact mode gives the eager
+    path's numbers to rounding only (`PER_TENSOR_RTOL`)."""
+    specs = engine.describe(optimizer.transform, optimizer.param_groups[0])
+    return any(spec.per_tensor for spec, _ in specs or ())
+
+
+PER_TENSOR_RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
 @pytest.mark.usefixtures("float64", "bit_exact")
@@ -40,26 +52,18 @@ def test_fused_matches_eager(case, sample):
     maximize = sample.get("maximize", False)
     train(model, fused, PARITY_STEPS, maximize)
     train(twin, eager, PARITY_STEPS, maximize)
+    if per_tensor(fused):
+        assert_close(params_of(model), params_of(twin), PER_TENSOR_RTOL[torch.float64], case.name)
+        return
     # Bit for bit: the kernel rounds as torch's kernels do (see optimlab/fused/spec.py).
     for p, q in zip(model.parameters(), twin.parameters()):
-        _same_bits(case, p, q)
+        assert torch.equal(p, q)
         for key, value in eager.state[q].items():
             other = fused.state[p][key]
             if isinstance(value, torch.Tensor):
-                assert other.dtype == value.dtype, key
-                _same_bits(case, other, value)
+                assert other.dtype == value.dtype and torch.equal(other, value), key
             else:
                 assert other == value
-
-
-def _same_bits(case, ours, theirs, precision=None):
-    """Bit for bit; for a case whose kernel measures per-tensor sums (`Case.fused_bits`),
-    to the rounding of ``precision`` (default: the tensors' dtype)."""
-    if case.fused_bits:
-        assert torch.equal(ours, theirs)
-    else:
-        tolerance = 1e-12 if (precision or ours.dtype) == torch.float64 else 1e-5
-        torch.testing.assert_close(ours, theirs, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.usefixtures("bit_exact")
@@ -78,7 +82,12 @@ def test_fused_mixed_dtypes(case, sample):
     train(twin, eager, 50, maximize)
     assert {p.dtype for p in model.parameters()} == {torch.float32, torch.float64}
     for ours, theirs in zip(model.parameters(), twin.parameters()):
-        _same_bits(case, ours, theirs, torch.float32)  # float32 too: bit for bit
+        if per_tensor(fused):  # float32's rounding (the float64 layer's gradients come through the float32
+            # one), relative to the tensor's scale: the norms are summed in other orders
+            worst = ((ours - theirs).abs().max() / theirs.abs().max()).item()
+            assert worst < PER_TENSOR_RTOL[torch.float32], (case.name, worst)
+        else:
+            assert torch.equal(ours, theirs), ours.dtype  # float32 too: bit for bit
 
 
 @pytest.fixture(params=["bit-exact", "default"])
@@ -118,7 +127,7 @@ def test_every_name_fused_on_a_larger_model(name, dtype, mode):
             p.grad, q.grad = g.clone(), g.clone()
         fused.step()
         eager.step()
-    same(mode if CASES_BY_NAME[name].fused_bits else "default", ours, twin)
+    same("default" if per_tensor(fused) else mode, ours, twin)
 
 
 def _adamw_chain(**hyperparams):

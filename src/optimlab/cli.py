@@ -63,7 +63,8 @@ def list_command() -> None:
         problems.add_row(name, spec.description, target, str(spec.steps))
     suites = Table("suite", "problems", title="Suites")
     for name, suite in SUITES.items():
-        suites.add_row(name, f"{', '.join(suite.problems)} ({suite.trials} trials, {suite.seeds} seeds)")
+        optimizers = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
+        suites.add_row(name, f"{', '.join(suite.problems)} ({optimizers}, {suite.trials} trials, {suite.seeds} seeds)")
     for table in (optimizers, problems, suites):
         console.print(table)
 
@@ -155,7 +156,9 @@ def bench(
         problem_names = _names(problems) or user_problems or list(chosen_suite.problems)
         for name in problem_names:
             sources.problem(name)
-        optimizer_list = _names(optimizers) or [*sources.user_candidates(), *optimizer_names()]
+        # A suite's own optimizers go with its problems; named problems get every optimizer.
+        suite_optimizers = None if problems or user_problems else chosen_suite.optimizers
+        optimizer_list = _names(optimizers) or [*sources.user_candidates(), *(suite_optimizers or optimizer_names())]
         optimizer_list = [sources.candidate(name).label for name in optimizer_list]
         plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds,
                           studies=studies or chosen_suite.studies, sampler=sampler)

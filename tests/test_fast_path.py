@@ -3,7 +3,7 @@
 The eager `TensorList` paths are the reference. In its bit-exact mode (torch.sqrt's
 square roots, torch's global norm) the fused path must give their bits, for every alias
 and option: that proves the kernel's arithmetic is theirs (a chain with per-tensor sums,
-MARS's, to rounding: `per_tensor`). By default (IEEE roots, the
+MARS's, LAMB's, LARS's, the cautious mask's, to rounding: `per_tensor`). By default (IEEE roots, the
 norm in the kernel) it must equal them to rounding; test_reference checks it against the
 papers' formulas at the parity tolerance. It takes over by default only where it pays.
 """
@@ -82,8 +82,10 @@ def test_fused_mixed_dtypes(case, sample):
     train(twin, eager, 50, maximize)
     assert {p.dtype for p in model.parameters()} == {torch.float32, torch.float64}
     for ours, theirs in zip(model.parameters(), twin.parameters()):
-        if per_tensor(fused):
-            assert_close([ours], [theirs], PER_TENSOR_RTOL[ours.dtype], case.name)
+        if per_tensor(fused):  # float32's rounding (the float64 layer's gradients come through the float32
+            # one), relative to the tensor's scale: the norms are summed in other orders
+            worst = ((ours - theirs).abs().max() / theirs.abs().max()).item()
+            assert worst < PER_TENSOR_RTOL[torch.float32], (case.name, worst)
         else:
             assert torch.equal(ours, theirs), ours.dtype  # float32 too: bit for bit
 

@@ -91,8 +91,16 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
     tensor_scalars: list[str] = []
     reduced_after = 0
     final = len(specs) - 2 if specs[-1].after_apply else len(specs) - 1
+    # The registers of the wrapping parts' ``$input``, by the index of the first part each wraps.
+    inputs: dict[int, list[str]] = {}
     for index, spec in enumerate(specs):
-        mapping = {}
+        if spec.wraps:
+            inputs.setdefault(index - spec.wraps, []).append(f"w{index}")
+    if inputs and not inline_roots:
+        raise ValueError("a wrapping part's $input: with inline square roots")
+    for index, spec in enumerate(specs):
+        stages[-1].extend(f"T {register} = u;" for register in inputs.get(index, ()))
+        mapping = {"input": f"w{index}"} if spec.wraps else {}
         for name in spec.buffers:
             mapping[name] = buffer.format(buffer_count)
             buffer_count += 1

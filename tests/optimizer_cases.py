@@ -56,6 +56,10 @@ muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t,
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
 soap (1-D precond.) lr=0.05*0.99^t wd=0, 490, 1e-3              lr=0.02 wd=0, 550, 1e-2
 swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
+lamb                lr=0.05*0.99^t, 650, 1e-3                   lr=0.05*0.998^t, 2100, 1e-2
+lars                lr=30*0.99^t, 500, 1e-3                     lr=10*0.999^t, 1900, 1e-2
+cautious_adamw      lr=0.05 (wd=0), 600, 1e-3                   lr=0.01 (wd=0), 6100, 1e-2
+cautious_lion       lr=0.05*0.99^t, 850, 1e-3                   lr=0.02*0.999^t, 1500, 1e-2
 ==================  ==========================================  ==========================================
 
 Budgets are ~1.3x the step from which the distance stays below the tolerance.
@@ -479,6 +483,51 @@ CASES: list[Case] = [
         # Both switch to SGD on the way (the quadratic at step 143, Rosenbrock at 6802).
         quadratic=({"lr": 0.02}, 2050, 1e-3),
         rosenbrock=({"lr": 0.3}, 13400, 1e-3),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_trust_ratio.py compares it with pytorch-optimizer's.
+        "lamb", optimlab.LAMB, ref.lamb,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1},
+                 {"lr": 0.01, "maximize": True}],
+        errors=COMMON_ERRORS + [EPS_ZERO, EPS_NEG, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE],
+        supports_complex=False,
+        # Each step moves x by lr * |x| (the trust ratio): it settles as the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99)}, 650, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.05, 0.998)}, 2100, 1e-2),
+    ),
+    Case(
+        "lars", optimlab.LARS, ref.lars,
+        samples=[
+            {"lr": 0.7},
+            {"lr": 0.7, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01, "trust_coefficient": 0.01},
+            {"lr": 0.7, "nesterov": True, "weight_decay": 0.02},
+            {"lr": 0.7, "momentum": 0.0, "maximize": True},
+        ],
+        errors=SGD_ERRORS + [({"trust_coefficient": 0.0}, r"trust_coefficient must be > 0, got 0.0")],
+        supports_complex=False,
+        # Normalized steps of lr * 1e-3 * |x|: they settle as the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(30.0, 0.99)}, 500, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(10.0, 0.999)}, 1900, 1e-2),
+    ),
+    Case(
+        # Compared with pytorch-optimizer's cautious AdEMAMix at alpha=0 (AdamW) in test_cautious.py.
+        "cautious_adamw", optimlab.CautiousAdamW, ref.cautious_adamw,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1},
+                 {"lr": 0.01, "maximize": True}],
+        errors=ADAM_ERRORS,
+        supports_complex=False,
+        quadratic=({"lr": 0.05, "weight_decay": 0.0}, 600, 1e-3),
+        rosenbrock=({"lr": 0.01, "weight_decay": 0.0}, 6100, 1e-2),
+    ),
+    Case(
+        "cautious_lion", optimlab.CautiousLion, ref.cautious_lion,
+        samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1},
+                 {"lr": 0.01, "maximize": True}],
+        errors=COMMON_ERRORS + [BETA1_ONE, BETA2_NEG, BETA2_BIG, BETAS_SHAPE],
+        supports_complex=False,
+        # Lion's unit sign steps: they settle as the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99)}, 850, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.02, 0.999)}, 1500, 1e-2),
     ),
 ]
 

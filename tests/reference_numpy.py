@@ -372,3 +372,58 @@ def swats(x, g, state, t, hp):
         if t > 1 and estimate > 0 and abs(estimate - gamma) < hp["eps"]:
             state["sgd_lr"] = estimate
     return x + p
+
+
+def lamb(x, g, state, t, hp):
+    """You et al. 2020, Algorithm 2 (phi = identity): r = m_hat / (sqrt(v_hat) + eps),
+    u = r + wd x, x -= lr ||x|| / ||u|| u (the ratio 1 where either norm is 0)."""
+    g = -g if hp["maximize"] else g
+    b1, b2 = hp["betas"]
+    m, v = _moments(g, state, hp)
+    u = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + hp["eps"]) + hp["weight_decay"] * x
+    x_norm, u_norm = np.linalg.norm(x), np.linalg.norm(u)
+    ratio = x_norm / u_norm if x_norm > 0 and u_norm > 0 else 1.0
+    return x - hp["lr"] * ratio * u
+
+
+def lars(x, g, state, t, hp):
+    """You, Gitman & Ginsburg 2017, Algorithm 1: local_lr = eta ||x|| / (||g|| + wd ||x||),
+    v = mu v + lr local_lr (g + wd x) (torch's SGD buffer: v_1 unscaled by dampening,
+    v_t = mu v_{t-1} + (1 - tau) d_t), x -= v, or x -= d_t + mu v_t (Nesterov)."""
+    g = -g if hp["maximize"] else g
+    wd = hp["weight_decay"]
+    x_norm, g_norm = np.linalg.norm(x), np.linalg.norm(g)
+    denominator = g_norm + wd * x_norm
+    local_lr = hp["trust_coefficient"] * x_norm / denominator if x_norm > 0 and denominator > 0 else 1.0
+    d = hp["lr"] * local_lr * (g + wd * x)
+    mu = hp["momentum"]
+    if mu == 0:
+        return x - d
+    state["v"] = d.copy() if t == 1 else mu * state["v"] + (1 - hp["dampening"]) * d
+    return x - (d + mu * state["v"] if hp["nesterov"] else state["v"])
+
+
+def _cautious(u, g):
+    """Liang et al. 2024 (the authors' code's normalization): u * [u g > 0] * numel / (sum of the mask + 1)."""
+    mask = (u * g > 0).astype(u.dtype)
+    return u * mask * (mask.size / (mask.sum() + 1))
+
+
+def cautious_adamw(x, g, state, t, hp):
+    """C-AdamW (Liang et al. 2024): Adam's r masked by [r g > 0], rescaled,
+    x -= lr (r_masked + wd x)."""
+    g = -g if hp["maximize"] else g
+    b1, b2 = hp["betas"]
+    m, v = _moments(g, state, hp)
+    r = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + hp["eps"])
+    return x - hp["lr"] * (_cautious(r, g) + hp["weight_decay"] * x)
+
+
+def cautious_lion(x, g, state, t, hp):
+    """C-Lion (Liang et al. 2024): Lion's sign step masked by [s g > 0], rescaled."""
+    g = -g if hp["maximize"] else g
+    b1, b2 = hp["betas"]
+    m = state.get("m", np.zeros_like(x))
+    s = np.sign(b1 * m + (1 - b1) * g)
+    state["m"] = b2 * m + (1 - b2) * g
+    return x - hp["lr"] * (_cautious(s, g) + hp["weight_decay"] * x)

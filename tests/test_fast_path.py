@@ -3,7 +3,7 @@
 The eager `TensorList` paths are the reference. In its bit-exact mode (torch.sqrt's
 square roots, torch's global norm) the fused path must give their bits, for every alias
 and option: that proves the kernel's arithmetic is theirs (a chain with per-tensor sums,
-MARS's, to rounding: `per_tensor`). By default (IEEE roots, the
+MARS's, LAMB's, LARS's, the cautious mask's, to rounding: `per_tensor`). By default (IEEE roots, the
 norm in the kernel) it must equal them to rounding; test_reference checks it against the
 papers' formulas at the parity tolerance. It takes over by default only where it pays.
 """
@@ -82,8 +82,10 @@ def test_fused_mixed_dtypes(case, sample):
     train(twin, eager, 50, maximize)
     assert {p.dtype for p in model.parameters()} == {torch.float32, torch.float64}
     for ours, theirs in zip(model.parameters(), twin.parameters()):
-        if per_tensor(fused):
-            assert_close([ours], [theirs], PER_TENSOR_RTOL[ours.dtype], case.name)
+        if per_tensor(fused):  # float32's rounding (the float64 layer's gradients come through the float32
+            # one), relative to the tensor's scale: the norms are summed in other orders
+            worst = ((ours - theirs).abs().max() / theirs.abs().max()).item()
+            assert worst < PER_TENSOR_RTOL[torch.float32], (case.name, worst)
         else:
             assert torch.equal(ours, theirs), ours.dtype  # float32 too: bit for bit
 
@@ -471,3 +473,29 @@ def test_a_failed_build_is_remembered_per_kernel(tmp_path, monkeypatch):
     calls = _kernel_calls()
     train(twin, adam, 3)
     assert attempts == [True, False] and _kernel_calls() - calls == 3
+
+
+WRAPPED = {
+    "lookahead(adamw)": lambda ps, **o: optimlab.Optimizer(ps, optimlab.lookahead(optimlab.adamw(lr=1e-2), k=3), **o),
+    "schedule-free AdamW": lambda ps, **o: optimlab.ScheduleFreeAdamW(ps, lr=1e-2, weight_decay=0.01, warmup_steps=5, **o),
+    "schedule-free SGD": lambda ps, **o: optimlab.ScheduleFreeSGD(ps, lr=0.1, weight_decay=0.01, **o),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", list(WRAPPED))
+def test_wrappers_fuse_after_their_inner_chain(name, dtype, mode):
+    """Lookahead's pull of the slow weights and Schedule-Free's averaging run in the kernel,
+    after the inner chain's snippets: one call per step, the eager path's bits."""
+    model, twin = MLP(dtypes=(dtype, dtype)), MLP(dtypes=(dtype, dtype))
+    twin.load_state_dict(model.state_dict())
+    fused, eager = (WRAPPED[name](m.parameters(), **o) for m, o in ((model, {"fused": True}), (twin, {"foreach": True})))
+    for optimizer in (fused, eager):
+        getattr(optimizer, "train", lambda: None)()
+    calls = _kernel_calls()
+    train(model, fused, 12)
+    train(twin, eager, 12)
+    assert _kernel_calls() - calls == 12
+    for optimizer in (fused, eager):
+        getattr(optimizer, "eval", lambda: None)()
+    same(mode, model.parameters(), twin.parameters())

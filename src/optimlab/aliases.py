@@ -60,6 +60,8 @@ from .transforms.swats import scale_by_swats
 from .transforms.prodigy import scale_by_prodigy
 from .transforms.dadapt_adam import scale_by_dadapt_adam
 from .transforms.schedule_free import interpolation, scale_by_bias_corrected_rms, schedule_free
+from .transforms.trust_ratio import scale_by_lars, scale_by_trust_ratio
+from .transforms.cautious import cautious
 
 
 #: Every public name of the aliases, classes and their function forms (`alias` fills it).
@@ -787,9 +789,9 @@ class ScheduleFreeSGD(_ScheduleFree):
     __doc__ = schedule_free_sgd.__doc__ + _ScheduleFree.__doc__
 
     def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0, warmup_steps=0, r=0.0, weight_lr_power=2,
-                 foreach=None):
+                 foreach=None, *, fused=None):
         transform = schedule_free_sgd(lr, momentum, weight_decay, warmup_steps, r, weight_lr_power)
-        super().__init__(params, transform, foreach=foreach)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
 @alias(schedule_free_adamw)
@@ -797,9 +799,9 @@ class ScheduleFreeAdamW(_ScheduleFree):
     __doc__ = schedule_free_adamw.__doc__ + _ScheduleFree.__doc__
 
     def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, warmup_steps=0, r=0.0,
-                 weight_lr_power=2.0, foreach=None):
+                 weight_lr_power=2.0, foreach=None, *, fused=None):
         transform = schedule_free_adamw(lr, betas, eps, weight_decay, warmup_steps, r, weight_lr_power)
-        super().__init__(params, transform, foreach=foreach)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
 def prodigy(lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0.0, decouple=True,
@@ -855,3 +857,112 @@ class DAdaptAdam(Optimizer):
         transform = dadapt_adam(lr, betas, eps, weight_decay, log_every, decouple, use_bias_correction, d0,
                                 growth_rate)
         super().__init__(params, transform, foreach=foreach)
+
+
+def lamb(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, maximize=False) -> chain:
+    r"""LAMB (You et al. 2020, "Large Batch Optimization for Deep Learning: Training BERT in
+    76 minutes", Algorithm 2): Adam's bias-corrected direction plus decoupled weight decay,
+    scaled per tensor to the parameter's norm::
+
+        m, v: Adam's moments;  r = (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+        u = r + weight_decay * p
+        p <- p - lr * ||p|| / ||u|| * u        (per tensor; the ratio 1 where either norm is 0)
+
+    (the paper's phi is the identity). Arguments (pytorch-optimizer 4.1's ``Lamb``
+    defaults): ``lr=1e-3``, ``betas=(0.9, 0.999)``, ``eps=1e-6``, ``weight_decay=0``,
+    ``maximize=False``. pytorch-optimizer's differs from the paper, which this follows:
+    no bias correction but a step ``lr / (1 - beta1^t)``, its decay outside the trust
+    ratio, ``||p||`` clamped at 10 and ``||u|| + eps`` in the ratio (docs/algorithms.md).
+    Chain: `maximize`, `scale_by_adam`, `add_decayed_weights`, `scale_by_trust_ratio`,
+    `scale_by_learning_rate`.
+    """
+    return chain(maximize_(maximize), scale_by_adam(betas, eps), add_decayed_weights(weight_decay),
+                 scale_by_trust_ratio(), scale_by_learning_rate(lr))
+
+
+@alias(lamb)
+class LAMB(Optimizer):
+    __doc__ = lamb.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, *, maximize=False,
+                 foreach=None, fused=None):
+        super().__init__(params, lamb(lr, betas, eps, weight_decay, maximize), foreach=foreach, fused=fused)
+
+
+def lars(lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0, trust_coefficient=1e-3, nesterov=False,
+         maximize=False) -> chain:
+    r"""LARS (You, Gitman & Ginsburg 2017, "Large Batch Training of Convolutional Networks",
+    Algorithm 1): SGD with momentum on a local learning rate per tensor::
+
+        local_lr = trust_coefficient * ||p|| / (||g|| + weight_decay * ||p||)   (1 where ||p|| or that is 0)
+        v <- momentum * v + (1 - dampening) * lr * local_lr * (g + weight_decay * p)   (v_1 = lr * local_lr * (...))
+        p <- p - v                      (nesterov: p <- p - lr * local_lr * (g + weight_decay * p) - momentum * v)
+
+    Arguments (pytorch-optimizer 4.1's ``LARS`` names and defaults): ``lr=1e-3``,
+    ``momentum=0.9``, ``dampening=0``, ``weight_decay=0``, ``trust_coefficient=1e-3``
+    (the paper's eta), ``nesterov=False``, ``maximize=False``. As in the paper, and not
+    as in pytorch-optimizer, every tensor is scaled (biases too) and the learning rate is
+    inside the momentum (the same steps at a constant ``lr``; docs/algorithms.md).
+    Chain: `maximize`, `scale_by_lars`, `scale_by_learning_rate`, `trace`.
+    """
+    return chain(maximize_(maximize), scale_by_lars(trust_coefficient, weight_decay), scale_by_learning_rate(lr),
+                 trace(momentum, dampening, nesterov))
+
+
+@alias(lars)
+class LARS(Optimizer):
+    __doc__ = lars.__doc__
+
+    def __init__(self, params, lr=1e-3, weight_decay=0, momentum=0.9, dampening=0, trust_coefficient=1e-3,
+                 nesterov=False, *, maximize=False, foreach=None, fused=None):
+        transform = lars(lr, momentum, dampening, weight_decay, trust_coefficient, nesterov, maximize)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+def cautious_adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, maximize=False) -> chain:
+    r"""Cautious AdamW (Liang et al. 2024, "Cautious Optimizers", C-AdamW): AdamW whose
+    Adam direction keeps only the components that agree in sign with the gradient::
+
+        m, v: Adam's moments;  r = (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+        mask = [r * g > 0];  r <- r * mask * numel / (sum(mask) + 1)     (per tensor)
+        p <- p - lr * (r + weight_decay * p)
+
+    Arguments (torch.optim.AdamW's defaults): ``lr=1e-3``, ``betas=(0.9, 0.999)``,
+    ``eps=1e-8``, ``weight_decay=1e-2``, ``maximize=False``. Chain: `maximize`,
+    `cautious` around `scale_by_adam`, `add_decayed_weights`, `scale_by_learning_rate`.
+    """
+    return _with_weight_decay(cautious(scale_by_adam(betas, eps)), lr, weight_decay, True, maximize)
+
+
+@alias(cautious_adamw)
+class CautiousAdamW(Optimizer):
+    __doc__ = cautious_adamw.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, *, maximize=False,
+                 foreach=None, fused=None):
+        super().__init__(params, cautious_adamw(lr, betas, eps, weight_decay, maximize), foreach=foreach,
+                         fused=fused)
+
+
+def cautious_lion(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False) -> chain:
+    r"""Cautious Lion (Liang et al. 2024, C-Lion): Lion's sign step, kept only where it
+    agrees in sign with the gradient::
+
+        s = sign(beta1 * m + (1 - beta1) * g);  m <- beta2 * m + (1 - beta2) * g
+        mask = [s * g > 0];  s <- s * mask * numel / (sum(mask) + 1)     (per tensor)
+        p <- p - lr * (s + weight_decay * p)
+
+    Arguments (`lion`'s): ``lr=1e-4``, ``betas=(0.9, 0.99)``, ``weight_decay=0``,
+    ``maximize=False``. Chain: `maximize`, `cautious` around `scale_by_lion`,
+    `add_decayed_weights`, `scale_by_learning_rate`.
+    """
+    return _with_weight_decay(cautious(scale_by_lion(betas)), lr, weight_decay, True, maximize)
+
+
+@alias(cautious_lion)
+class CautiousLion(Optimizer):
+    __doc__ = cautious_lion.__doc__
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0, *, maximize=False, foreach=None,
+                 fused=None):
+        super().__init__(params, cautious_lion(lr, betas, weight_decay, maximize), foreach=foreach, fused=fused)

@@ -108,6 +108,16 @@ CATALOG: dict[str, Entry] = {
     # lr is the Adam phase's; the SGD phase's is estimated.
     "swats": Entry("SWATS", "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
                    ADAPTIVE, 1e-3),
+    # Each tensor moves by lr times its own norm per step: lr is a relative step size.
+    "lamb": Entry("LAMB", "LAMB: Adam plus decoupled decay, each tensor's step scaled to its weights' norm",
+                  ADAPTIVE, 1e-2),
+    # trust_coefficient=1e-3 scales every step down: LARS's learning rates are SGD's x ~100-1000.
+    "lars": Entry("LARS", "LARS: SGD with momentum, each tensor's step scaled by ||w|| / (||g|| + wd ||w||)",
+                  lr_range(1e-3, 300.0), 3.0),
+    "cautious_adamw": Entry("CautiousAdamW", "Cautious AdamW: AdamW's step zeroed where it disagrees in sign "
+                            "with the gradient", ADAPTIVE, 1e-3),
+    "cautious_lion": Entry("CautiousLion", "Cautious Lion: Lion's sign step zeroed where it disagrees with the "
+                           "gradient", lr_range(1e-6, 0.1), 3e-4),
 }
 
 

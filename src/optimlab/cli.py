@@ -63,8 +63,8 @@ def list_command() -> None:
         problems.add_row(name, spec.description, target, str(spec.steps))
     suites = Table("suite", "problems", title="Suites")
     for name, suite in SUITES.items():
-        optimizers = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
-        suites.add_row(name, f"{', '.join(suite.problems)} ({optimizers}, {suite.trials} trials, {suite.seeds} seeds)")
+        chosen = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
+        suites.add_row(name, f"{', '.join(suite.problems)} ({chosen}, {suite.trials} trials, {suite.seeds} seeds)")
     for table in (optimizers, problems, suites):
         console.print(table)
 

@@ -2,6 +2,7 @@
 its value, and nothing created or changed."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 
@@ -112,28 +113,33 @@ def test_workers_are_capped_by_the_work_and_the_memory(monkeypatch):
     assert workers == 2 and warning.startswith("warning: --workers 100 capped to 2: ")
 
 
-def test_help_and_version_import_no_torch_sqlalchemy_or_matplotlib():
-    code = ("import sys; from typer.testing import CliRunner; from optimlab.cli import app; "
-            "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
-            "print(CliRunner().invoke(app, ['--version']).output.strip()); "
-            "print(sorted(m for m in ('torch', 'sqlalchemy', 'matplotlib', 'scipy') if m in sys.modules))")
+def _cli_in_a_fresh_interpreter(*commands: list[str]) -> tuple[list[str], list[tuple[int, str]]]:
+    """Which heavy modules the commands import (run in a new interpreter), and each one's exit code and output."""
+    heavy = ("torch", "sqlalchemy", "matplotlib", "optuna", "numpy", "scipy")
+    code = ("import json, sys; from typer.testing import CliRunner; from optimlab.cli import app; "
+            f"results = [CliRunner().invoke(app, c, terminal_width=200) for c in {list(commands)!r}]; "
+            f"print(json.dumps([sorted(m for m in {heavy!r} if m in sys.modules), "
+            "[[r.exit_code, r.output] for r in results]]))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    imported, results = json.loads(output)
+    return imported, [tuple(result) for result in results]
+
+
+def test_help_and_version_import_no_torch_sqlalchemy_or_matplotlib():
     import optimlab
 
-    assert output.splitlines() == [f"optimlab {optimlab.__version__}", "[]"]
+    imported, [(help_code, _), version] = _cli_in_a_fresh_interpreter(["--help"], ["--version"])
+    assert imported == [] and help_code == 0
+    assert version == (0, f"optimlab {optimlab.__version__}\n")
 
 
 def test_list_shows_every_optimizer_and_problem_without_importing_torch():
-    code = ("import sys; from typer.testing import CliRunner; from optimlab.cli import app; "
-            "result = CliRunner().invoke(app, ['list'], terminal_width=200); assert result.exit_code == 0; "
-            "print(sorted(m for m in ('torch', 'sqlalchemy', 'matplotlib', 'optuna', 'numpy') if m in sys.modules)); "
-            "print(result.output)")
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     import optimlab
     from optimlab.lab.problems import PROBLEMS
 
-    assert output.splitlines()[0] == "[]"
-    listed = {line.split("│")[1].strip() for line in output.splitlines()[1:] if line.count("│") >= 3}
+    imported, [(code, output)] = _cli_in_a_fresh_interpreter(["list"])
+    assert imported == [] and code == 0
+    listed = {line.split("│")[1].strip() for line in output.splitlines() if line.count("│") >= 3}
     assert set(optimlab.optimizers()) | set(PROBLEMS) <= listed
 
 

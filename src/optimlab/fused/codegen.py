@@ -74,7 +74,7 @@ class Body:
 def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool = False,
              buffer: str = "b{}") -> Body:
     """The parts' snippets in order, the last one ending the chain (``apply``, or
-    ``p = p + u``). With ``norm_as_scalar`` the global norm is the scalar ``(part, "norm")``
+    ``p = p + u``; the one before it where the last runs `~Elementwise.after_apply`). With ``norm_as_scalar`` the global norm is the scalar ``(part, "norm")``
     instead of something the kernel measures. ``buffer``: how the body names buffer ``b``
     (``buffer.format(b)``)."""
     buffer_count = 0
@@ -90,13 +90,22 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
     tensor_sums: list[str] = []
     tensor_scalars: list[str] = []
     reduced_after = 0
+    final = len(specs) - 2 if specs[-1].after_apply else len(specs) - 1
+    # The registers of the wrapping parts' ``$input``, by the index of the first part each wraps.
+    inputs: dict[int, list[str]] = {}
     for index, spec in enumerate(specs):
-        mapping = {}
+        if spec.wraps:
+            inputs.setdefault(index - spec.wraps, []).append(f"w{index}")
+    if inputs and not inline_roots:
+        raise ValueError("a wrapping part's $input: with inline square roots")
+    for index, spec in enumerate(specs):
+        stages[-1].extend(f"T {register} = u;" for register in inputs.get(index, ()))
+        mapping = {"input": f"w{index}"} if spec.wraps else {}
         for name in spec.buffers:
             mapping[name] = buffer.format(buffer_count)
             buffer_count += 1
         code = spec.code
-        if index == len(specs) - 1:
+        if index == final:
             code = spec.apply if spec.apply is not None else code + "\np = p + u;"
         if spec.per_tensor is not None:
             if tensor_sums or not inline_roots:

@@ -238,7 +238,8 @@ static void reduce_chunk(SP *restrict P, const SP *restrict G{buffer_params}, in
     double acc[{sums}][16];
     for (int r = 0; r < {sums}; r++) for (int l = 0; l < 16; l++) acc[r][l] = 0;
     for (int64_t b = s; b < e; b += 16) {{
-        for (int l = 0; l < 16 && b + l < e; l++) {{
+        const int lanes = e - b < 16 ? (int)(e - b) : 16;  /* a countable loop: it vectorizes */
+        for (int l = 0; l < lanes; l++) {{
             const int64_t j = b + l; (void)j;
             T p = {load_p}, u = {load_u}, R0 = 0, R1 = 0; (void)R0; (void)R1;
 {loads}
@@ -252,11 +253,15 @@ static void reduce_chunk(SP *restrict P, const SP *restrict G{buffer_params}, in
 
 _PER_TENSOR = """\
         #pragma omp for schedule(dynamic, 4)
-        for (int64_t i = 0; i < n; i++)  /* a tensor's chunks */
-            for (int64_t c = firsts[i]; c < firsts[i + 1]; c++) {{
-                int64_t s = (c - firsts[i]) * BLOCK, e = s + BLOCK < sizes[i] ? s + BLOCK : sizes[i];
-                reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, partials + c * {sums});
+        for (int64_t c = 0; c < firsts[n]; c++) {{  /* every chunk of every tensor, a large tensor's too */
+            int64_t i = 0, last = n - 1;  /* binary search: the tensor whose chunks hold c */
+            while (i < last) {{
+                int64_t mid = (i + last) / 2;
+                if (firsts[mid + 1] > c) last = mid; else i = mid + 1;
             }}
+            int64_t s = (c - firsts[i]) * BLOCK, e = s + BLOCK < sizes[i] ? s + BLOCK : sizes[i];
+            reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, partials + c * {sums});
+        }}
         #pragma omp for
         for (int64_t i = 0; i < n; i++) {{
             double q[{sums}];
@@ -457,8 +462,8 @@ def kernel(specs: list[Elementwise], dtypes: tuple[torch.dtype, ...], norm_in_ke
     and grads', then each buffer's), built at most once; the library is kept in ``cache``,
     so a later process loads it. Raises RuntimeError if it cannot be built (and at once,
     without trying again, for a kernel that failed before)."""
-    inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.per_tensor for s in specs)
-    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor) for s in specs), dtypes, inline_roots,
+    inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.per_tensor or s.wraps for s in specs)
+    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor, s.wraps) for s in specs), dtypes, inline_roots,
            norm_in_kernel)
     stats["lookups"] += 1
 

@@ -238,7 +238,7 @@ def kernel(specs: list[Elementwise], dtype: torch.dtype, ctype: str, device: tor
     most once: the CUfunction handles of ``optimlab_step`` and ``optimlab_squares`` (None
     unless the chain measures a norm itself). The compiled code is kept in ``cache``, so a
     later process loads it. Raises RuntimeError if it cannot be built."""
-    key = (tuple((s.code, s.apply, s.buffers, s.norm) for s in specs), dtype, device.index, norm_in_kernel)
+    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.wraps) for s in specs), dtype, device.index, norm_in_kernel)
 
     def build():
         source, slots = generate(specs, ctype, lanes(dtype), norm_in_kernel)

@@ -84,6 +84,12 @@ def _describe(transform: Transform, hyperparams) -> tuple[Description | None, st
         specs.append((spec, part))
     if not specs:
         return None, "the chain is empty"
+    misplaced = [p.transform for s, p in specs[:-1] if s.after_apply]
+    if misplaced or (len(specs) == 1 and specs[0][0].after_apply):
+        return None, f"{(misplaced or [specs[0][1].transform])[0]!r} moves the parameters after a step: it must end the chain"
+    measuring = [part.transform for spec, part in specs if spec.per_tensor is not None]
+    if len(measuring) > 1:
+        return None, f"{measuring[0]!r} and {measuring[1]!r} both measure per-tensor sums (the kernel takes one)"
     for index, (spec, part) in enumerate(specs):
         changed = [p.transform for s, p in specs[:index] if not s.preserves_norm]
         if spec.norm is not None and changed:

@@ -27,7 +27,9 @@ Inside a snippet:
   is not IEEE-exact), and then the fused path gives the eager path's bits exactly;
 * per-tensor scalars (norms, dot products, counts) are declared in ``per_tensor``
   (`PerTensor`): sums over each tensor of expressions of the element's ``u`` and ``p``,
-  and scalars computed from those sums, read as ``$name`` in the snippet.
+  and scalars computed from those sums, read as ``$name`` in the snippet;
+* a part that wraps the parts just before it (``wraps``, `cautious`'s mask) reads the
+  updates as those parts received them as ``$input``.
 
 Rounding: the kernel is compiled without floating-point contraction, so each ``*``,
 ``/``, ``+`` rounds as the torch op it mirrors; torch's CPU kernels compute
@@ -83,8 +85,16 @@ class Elementwise:
     norm: tuple[str, str] | None = None
     #: ``u -> +-u``: the norm of the updates is unchanged.
     preserves_norm: bool = False
+    #: The part's ``code`` runs after the previous part's ``apply`` moved ``p`` (and assigns
+    #: ``p`` itself): a wrapper's own move of the parameters after its inner chain's step
+    #: (Lookahead's pull of the slow weights). Allowed for the last part only.
+    after_apply: bool = False
     #: Per-tensor scalars (`PerTensor`): the kernel runs the chain up to this part once
     #: without storing anything to measure the sums, then steps with the scalars (one
     #: more read of the tensors, no extra memory). One such part per chain; it runs on
     #: the CPU kernel, not the CUDA one.
     per_tensor: PerTensor | None = None
+    #: How many parts just before this one it wraps (a wrapper's inner chain): its code and
+    #: per-tensor sums read ``$input``, the updates as those parts received them (kept in a
+    #: register; the kernel then takes its square roots inline).
+    wraps: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 from .wrapping import _Wrapper
 
@@ -32,9 +33,20 @@ class lookahead(_Wrapper):
     def init(self, params, hyperparams):
         return {**self.inner.init(params, hyperparams), "slow_params": params.clone()}
 
+    fuses_after_inner = True
+
+    def coefficients(self, hyperparams, step, state):
+        return {"sync": float(step % hyperparams["lookahead_k"] == 0), "alpha": hyperparams["lookahead_alpha"]}
+
     def apply(self, updates, state, params, hyperparams, step):
         self.inner.apply(updates, state, params, hyperparams, step)
-        if step % hyperparams["lookahead_k"] == 0:
+        k = self.coefficients(hyperparams, step, state)
+        if k["sync"]:
             slow = state["slow_params"]
-            slow.lerp_(params, hyperparams["lookahead_alpha"])
+            slow.lerp_(params, k["alpha"])
             params.copy_(slow)
+
+    def elementwise(self, hyperparams):
+        # After the inner chain's step: a select, not a branch, so that the loop vectorizes.
+        return Elementwise("T pulled = lerp($slow_params, p, $alpha); $slow_params = $sync != (T)0 ? pulled : $slow_params;"
+                           " p = $sync != (T)0 ? pulled : p;", buffers=("slow_params",), after_apply=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
 from .basic import scale_by_learning_rate
 from .wrapping import _Wrapper
@@ -56,7 +57,11 @@ class schedule_free(_Wrapper):
         return {**self.inner.init(params, hyperparams), "z": params.clone(), "weight_sum": params.wrap(scalars),
                 "lr_max": params.wrap([torch.full_like(s, -1.0) for s in scalars])}
 
-    def apply(self, updates, state, params, hyperparams, step):
+    fuses_after_inner = True
+
+    def coefficients(self, hyperparams, step, state):
+        """This step's learning rate and averaging weight; it moves ``lr_max`` and ``weight_sum``
+        (computed once per step, for either path)."""
         if not hyperparams["train_mode"]:
             raise RuntimeError("a Schedule-Free step needs train mode: call optimizer.train() before training "
                                "and optimizer.eval() before evaluating")
@@ -70,11 +75,19 @@ class schedule_free(_Wrapper):
             for tensor in buffer:
                 tensor.fill_(value)
         c = weight / weight_sum if weight_sum != 0 else 0.0
+        return {"c": c, "y_rate": lr * (interpolation(hyperparams) * (1 - c) - 1), "neg_lr": -lr}
+
+    def apply(self, updates, state, params, hyperparams, step):
+        k = self.coefficients(hyperparams, step, state)
         direction = self.inner.update(updates, state, params, hyperparams, step)
         z = state["z"]
-        params.lerp_(z, c)
-        params.add_(direction, alpha=lr * (interpolation(hyperparams) * (1 - c) - 1))
-        z.sub_(direction, alpha=lr)
+        params.lerp_(z, k["c"])
+        params.add_(direction, alpha=k["y_rate"])
+        z.add_(direction, alpha=k["neg_lr"])
+
+    def elementwise(self, hyperparams):
+        # u is the inner chain's direction d: y <- lerp(y, z, c) + y_rate d; z <- z - lr d.
+        return Elementwise("", buffers=("z",), apply="p = lerp(p, $z, $c); p = FMA($y_rate, u, p); $z = FMA($neg_lr, u, $z);")
 
 
 class scale_by_bias_corrected_rms(Transform):
@@ -91,7 +104,16 @@ class scale_by_bias_corrected_rms(Transform):
     def init(self, params, hyperparams):
         return {"exp_avg_sq": params.zeros_like()}
 
-    def update(self, updates, state, params, hyperparams, step):
+    def coefficients(self, hyperparams, step, state):
         beta2 = hyperparams["betas"][1]
-        v = state["exp_avg_sq"].mul_(beta2).addcmul_(updates, updates, value=1 - beta2)
-        return updates / (v / (1 - beta2**step)).sqrt_().add_(hyperparams["eps"])
+        return {"beta2": beta2, "one_minus_beta2": 1 - beta2, "bias_correction2": 1 - beta2**step,
+                "eps": hyperparams["eps"]}
+
+    def update(self, updates, state, params, hyperparams, step):
+        k = self.coefficients(hyperparams, step, state)
+        v = state["exp_avg_sq"].mul_(k["beta2"]).addcmul_(updates, updates, value=k["one_minus_beta2"])
+        return updates / (v / k["bias_correction2"]).sqrt_().add_(k["eps"])
+
+    def elementwise(self, hyperparams):
+        return Elementwise("$exp_avg_sq = FMA($one_minus_beta2 * u, u, $exp_avg_sq * $beta2); "
+                           "R0 = $exp_avg_sq / $bias_correction2; SQRTS; u = u / (R0 + $eps);", ("exp_avg_sq",))

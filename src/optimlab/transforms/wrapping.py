@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..transform import Transform
+from ..transform import Part, Transform
 
 
 class _InPlace(Transform):
@@ -25,6 +25,9 @@ class _Wrapper(_InPlace):
     ``own_state_keys`` and implement `apply`."""
 
     own_state_keys: tuple[str, ...] = ()
+    #: It gives its own step as a snippet (`elementwise`, with its `coefficients`): it fuses
+    #: as the inner chain's parts followed by that snippet.
+    fuses_after_inner: bool = False
 
     def __init__(self, inner: Transform, **own: Any) -> None:
         if not isinstance(inner, Transform):
@@ -40,3 +43,6 @@ class _Wrapper(_InPlace):
     def validate(self, hyperparams: Mapping[str, Any]) -> None:
         super().validate(hyperparams)
         self.inner.validate(hyperparams)
+
+    def leaves(self) -> tuple[Part, ...]:
+        return (*self.inner.leaves(), Part(self, "")) if self.fuses_after_inner else super().leaves()

@@ -107,7 +107,7 @@ class Algo:
     """One algorithm's row: optimlab's optimizer (run with ``fused=True``), what runs beside
     it, and what a step must move."""
 
-    optimlab: Callable[..., torch.optim.Optimizer] | None  # None: not in this optimlab yet, row left out
+    optimlab: Callable[..., torch.optim.Optimizer]
     kwargs: dict  # for optimlab and the torch twin (a rival takes its own, the same values)
     buffers: int  # state buffers per parameter, each read and written once a step
     twin: type[torch.optim.Optimizer] | None = None  # torch.optim's
@@ -144,15 +144,16 @@ ALGOS = {
         "pytorch-optimizer": _pytorch_optimizer("AdaBelief", lr=1e-3)}),
     "lion": Algo(optimlab.Lion, {"lr": 1e-4}, 1, rivals={"pytorch-optimizer": _pytorch_optimizer("Lion", lr=1e-4)}),
     # The per-tensor pass reads what the chain up to the reduction reads: LAMB's ||p|| and
-    # ||u|| p, g, m, v; LARS's ||p||, ||g||; Cautious's mask count g, m, v.
-    "lamb": Algo(getattr(optimlab, "LAMB", None), {"lr": 1e-3}, 2, norm_reads=4, rivals={
+    # ||u|| p, g, m, v; LARS's ||p||, ||g||; Cautious's mask count g and the inner state.
+    "lamb": Algo(optimlab.LAMB, {"lr": 1e-3}, 2, norm_reads=4, rivals={
         "pytorch-optimizer": _pytorch_optimizer("Lamb", lr=1e-3)}),
-    "lars": Algo(getattr(optimlab, "LARS", None), {"lr": 1e-3}, 1, norm_reads=2, rivals={
+    "lars": Algo(optimlab.LARS, {"lr": 1e-3}, 1, norm_reads=2, rivals={
         "pytorch-optimizer": _pytorch_optimizer("LARS", lr=1e-3)}),
-    "cautious_adamw": Algo(getattr(optimlab, "CautiousAdamW", None), {"lr": 1e-3}, 2, norm_reads=3, rivals={
+    "cautious_adamw": Algo(optimlab.CautiousAdamW, {"lr": 1e-3}, 2, norm_reads=3, rivals={
         "heavyball": _heavyball("AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-2, caution=True)}),
+    "cautious_lion": Algo(optimlab.CautiousLion, {"lr": 1e-4}, 1, norm_reads=2, rivals={
+        "pytorch-optimizer": _pytorch_optimizer("Lion", lr=1e-4, cautious=True)}),
 }
-ALGOS = {name: algo for name, algo in ALGOS.items() if algo.optimlab is not None}
 #: the rivals' columns, in this order
 LIBRARIES = ("pytorch-optimizer", "heavyball")
 

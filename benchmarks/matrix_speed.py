@@ -63,6 +63,15 @@ ALGOS: dict[str, dict[str, Factory]] = {
         "heavyball": _heavyball("SOAP", lr=3e-3, precondition_frequency=10, use_precond_schedule=False),
         "pytorch-optimizer": _pytorch_optimizer("SOAP", lr=3e-3),
     },
+    # Roots every 10 steps, by eigendecomposition (its use_svd), unblocked (block_size 1024, no
+    # dimension merging), RMSProp-grafted (its nearest to Adam grafting). heavyball has no
+    # Shampoo of these definitions (its KLShampoo is KL-corrected, ungrafted, exponent -1/2).
+    "shampoo": {
+        "optimlab": lambda ps: optimlab.Shampoo(ps, lr=1e-3, precondition_frequency=10),
+        "pytorch-optimizer": _pytorch_optimizer("ScalableShampoo", lr=1e-3, graft_type=3, use_svd=True,  # RMSPROP
+                                                preconditioning_compute_steps=10, start_preconditioning_step=10,
+                                                shape_interpretation=False, block_size=1024),
+    },
 }
 
 

@@ -55,6 +55,7 @@ lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t,
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
 soap (1-D precond.) lr=0.05*0.99^t wd=0, 490, 1e-3              lr=0.02 wd=0, 550, 1e-2
+shampoo (1-D prec.) lr=0.05, 165, 1e-3                          lr=0.01, 13700, 1e-2
 swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
 lamb                lr=0.05*0.99^t, 650, 1e-3                   lr=0.05*0.998^t, 2100, 1e-2
 lars                lr=30*0.99^t, 500, 1e-3                     lr=10*0.999^t, 1900, 1e-2
@@ -472,6 +473,40 @@ CASES: list[Case] = [
         quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99), "weight_decay": 0.0,
                     "precondition_1d": True}, 490, 1e-3),
         rosenbrock=({"lr": 0.02, "weight_decay": 0.0, "precondition_1d": True}, 550, 1e-2),
+    ),
+    Case(
+        # test_reference's (2, 3) is preconditioned on both sides, its (4,) is Adam's (or, with
+        # precondition_1d, one side): their statistics are rank-deficient for the first steps,
+        # but the inverse roots, with eps, do not depend on the null spaces' bases (unlike
+        # SOAP's eigenbases), so NumPy's and torch's eigh agree on them. test_shampoo checks
+        # pytorch-optimizer's ScalableShampoo where the definitions agree.
+        "shampoo", optimlab.Shampoo, ref.shampoo,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05, "precondition_frequency": 3,
+             "start_preconditioning_step": 6, "precondition_1d": True},
+            {"lr": 0.01, "betas": (0.95, 1.0), "grafting_beta2": 0.99, "eps": 1e-6, "grafting_eps": 1e-6,
+             "max_preconditioner_dim": 2, "weight_decay": 0.01, "decoupled_weight_decay": False},
+            {"lr": 0.01, "momentum": 0.5, "use_bias_correction": False, "precondition_frequency": 2,
+             "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [EPS_ZERO, EPS_INF, BETA1_ONE, BETAS_SHAPE,
+                                ({"betas": (0.9, 1.5)}, r"betas\[1\] must be in \[0, 1\], got 1.5"),
+                                ({"grafting_beta2": -0.1}, r"grafting_beta2 must be in \[0, 1\], got -0.1"),
+                                ({"grafting_eps": 0.0}, r"grafting_eps must be > 0, got 0.0"),
+                                ({"momentum": -0.5}, r"momentum must be >= 0, got -0.5"),
+                                ({"nesterov": True}, r"nesterov=True requires momentum > 0 and dampening = 0"),
+                                ({"precondition_frequency": 0}, r"precondition_frequency must be an integer >= 1, got 0"),
+                                ({"start_preconditioning_step": 0},
+                                 r"start_preconditioning_step must be an integer >= 1, got 0"),
+                                ({"max_preconditioner_dim": 2.5}, r"max_preconditioner_dim must be an integer >= 1, got 2.5"),
+                                ({"precondition_1d": 1}, r"precondition_1d must be True or False, got 1"),
+                                ({"use_bias_correction": 1}, r"use_bias_correction must be True or False, got 1")],
+        fused=False, supports_complex=False,
+        # The coordinates as one preconditioned vector: L^(-1/2), full-matrix Adagrad's
+        # preconditioner (an EMA) for the quadratic, with Adam's step sizes.
+        quadratic=({"lr": 0.05, "precondition_1d": True}, 165, 1e-3),
+        rosenbrock=({"lr": 0.01, "precondition_1d": True}, 13700, 1e-2),
     ),
     Case(
         # eps=1e-4 switches to SGD at step 2-10 on test_reference's noisy quadratic (the

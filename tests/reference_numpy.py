@@ -4,7 +4,7 @@
 Each reference steps one parameter: ``x = step(x, g, state, t, hp)`` with ``g`` the raw
 gradient of the objective at ``x``, ``state`` a dict the function fills on its first call,
 ``t`` the 1-based step and ``hp`` every hyperparameter (constructor defaults, the name's
-preset and the sample). All but Muon and SOAP (matrix operations), Adafactor (row and
+preset and the sample). All but Muon, SOAP and Shampoo (matrix operations), Adafactor (row and
 column means, RMS norms) and MARS (the norm of its corrected gradient) are elementwise.
 """
 
@@ -320,6 +320,67 @@ def soap(x, g, state, t, hp):
                 state["V"] = np.take(state["V"], order, axis=i)
                 state["Q"][i] = np.linalg.qr((s @ q)[:, order])[0]
     return x
+
+
+def shampoo(x, g, state, t, hp):
+    """Shampoo with Adam grafting (Gupta et al. 2018; Anil et al. 2020) as Meta's Distributed
+    Shampoo defines it (Shi et al. 2023), for one parameter: g (+ wd x for L2);
+    L, R = EMAs (beta2; sums when beta2 = 1) of G G^T, G^T G; M = EMA_beta1(G),
+    V = EMA_grafting_beta2(G^2); M^, V^, L^, R^ bias-corrected (use_bias_correction);
+    A = M^ / (sqrt(V^) + grafting_eps); at steps t >= s = start_preconditioning_step
+    (default precondition_frequency) with (t - s) % precondition_frequency == 0,
+    L~ = Q (lambda - min(lambda_min, 0) + eps)^(-1/4) Q^T of L^ (R~ alike; a vector's one side,
+    with precondition_1d: exponent -1/2); d = A before s, else D ||A|| / (||D|| + 1e-16)
+    with D = L~ M^ R~; no preconditioned side: d = A. Then d + wd x (decoupled), heavy-ball
+    momentum b = mu b + d (d + mu b with Nesterov), x <- x - lr d. Sides longer than
+    max_preconditioner_dim are the identity; a vector is a column."""
+    g = -g if hp["maximize"] else g
+    if hp["weight_decay"] and not hp["decoupled_weight_decay"]:
+        g = g + hp["weight_decay"] * x
+    shape = x.shape
+    G = g.reshape(-1, 1) if x.ndim <= 1 else g.reshape(shape[0], -1)
+    beta1, beta2 = hp["betas"]
+    graft_beta2 = beta2 if hp["grafting_beta2"] is None else hp["grafting_beta2"]
+
+    def correction(beta):
+        return 1 - beta**t if hp["use_bias_correction"] and beta < 1 else 1.0
+
+    def accumulate(old, new, beta):
+        return old + new if beta == 1 else beta * old + (1 - beta) * new
+
+    if t == 1:
+        rows, columns = G.shape
+        sides = [rows if x.ndim >= 2 or hp["precondition_1d"] else None, columns if x.ndim >= 2 else None]
+        sides = [n if n is not None and n <= hp["max_preconditioner_dim"] else None for n in sides]
+        state["S"] = [None if n is None else np.zeros((n, n)) for n in sides]
+        state["root"] = [None, None]
+        state["M"], state["V"], state["b"] = np.zeros_like(G), np.zeros_like(G), np.zeros_like(G)
+    state["M"] = beta1 * state["M"] + (1 - beta1) * G
+    state["V"] = accumulate(state["V"], G * G, graft_beta2)
+    M = state["M"] / correction(beta1)
+    adam = M / (np.sqrt(state["V"] / correction(graft_beta2)) + hp["grafting_eps"])
+    start = hp["start_preconditioning_step"] or hp["precondition_frequency"]
+    exponent = -0.5 if x.ndim <= 1 else -0.25
+    for i, outer in enumerate((G @ G.T, G.T @ G)):
+        if state["S"][i] is None:
+            continue
+        state["S"][i] = accumulate(state["S"][i], outer, beta2)
+        if t >= start and (t - start) % hp["precondition_frequency"] == 0:
+            values, vectors = np.linalg.eigh(state["S"][i] / correction(beta2))
+            values = values - min(values.min(), 0.0) + hp["eps"]
+            state["root"][i] = vectors @ np.diag(values**exponent) @ vectors.T
+    d = adam
+    if t >= start and any(s is not None for s in state["S"]):
+        left, right = state["root"]
+        D = M if left is None else left @ M
+        D = D if right is None else D @ right
+        d = D * np.linalg.norm(adam) / (np.linalg.norm(D) + 1e-16)
+    if hp["weight_decay"] and hp["decoupled_weight_decay"]:
+        d = d + hp["weight_decay"] * x.reshape(G.shape)
+    if hp["momentum"]:
+        state["b"] = hp["momentum"] * state["b"] + d
+        d = d + hp["momentum"] * state["b"] if hp["nesterov"] else state["b"]
+    return x - hp["lr"] * d.reshape(shape)
 
 
 def _rms(a):

@@ -55,6 +55,7 @@ from .transforms.adopt import fourth_root, scale_by_adopt
 from .transforms.mars import scale_by_mars
 from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
+from .transforms.shampoo import scale_by_shampoo
 from .transforms.soap import scale_by_soap
 from .transforms.swats import scale_by_swats
 from .transforms.prodigy import scale_by_prodigy
@@ -699,6 +700,58 @@ class SOAP(Optimizer):
                  foreach=None, fused=None):
         transform = soap(lr, betas, shampoo_beta, eps, weight_decay, precondition_frequency, max_precondition_dim,
                          precondition_1d, maximize)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+def shampoo(lr=1e-3, betas=(0.9, 0.999), eps=1e-12, weight_decay=0.0, momentum=0.0, nesterov=False,
+            grafting_beta2=None, grafting_eps=1e-8, precondition_frequency=1, start_preconditioning_step=None,
+            max_preconditioner_dim=1024, precondition_1d=False, use_bias_correction=True,
+            decoupled_weight_decay=True, maximize=False) -> chain:
+    r"""Shampoo (Gupta et al. 2018; Anil et al. 2020) with Adam grafting, as Meta's Distributed
+    Shampoo (Shi et al. 2023, AlgoPerf's winning submission) defines it
+    (`scale_by_shampoo` has the math)::
+
+        g <- g + weight_decay * p                          (decoupled_weight_decay=False: L2)
+        L <- beta2 L + (1 - beta2) G G^T,  R <- ... G^T G  (sums when beta2 = 1)
+        M <- beta1 M + (1 - beta1) G,  V <- grafting_beta2 V + (1 - grafting_beta2) G^2
+        A = M^ / (sqrt(V^) + grafting_eps)                 (^: bias-corrected)
+        D = (L^ + eps I)^(-1/4) M^ (R^ + eps I)^(-1/4)     (roots every precondition_frequency steps)
+        d <- A before start_preconditioning_step, else D * ||A|| / ||D||   (per tensor)
+        d <- d + weight_decay * p                          (decoupled, the default)
+        b <- momentum * b + d;  d <- d + momentum * b if nesterov else b
+        p <- p - lr * d
+
+    Arguments (Meta's defaults with its README's Adam-grafting recipe): ``lr=1e-3``,
+    ``betas=(0.9, 0.999)`` (beta2 = 1: Shampoo's sums), ``eps=1e-12``, ``weight_decay=0``,
+    ``momentum=0`` (heavy-ball on the grafted direction; 0 keeps no buffer),
+    ``nesterov=False``, ``grafting_beta2=None`` (beta2), ``grafting_eps=1e-8``,
+    ``precondition_frequency=1``, ``start_preconditioning_step=None``
+    (``precondition_frequency``), ``max_preconditioner_dim=1024`` (a longer side keeps the
+    identity), ``precondition_1d=False`` (vectors get Adam), ``use_bias_correction=True``,
+    ``decoupled_weight_decay=True``, ``maximize=False``. Chain: `maximize`,
+    `scale_by_shampoo` and `add_decayed_weights` (in the other order for L2), `trace`,
+    `scale_by_learning_rate`.
+    """
+    preconditioner = scale_by_shampoo(betas, eps, grafting_beta2, grafting_eps, precondition_frequency,
+                                      start_preconditioning_step, max_preconditioner_dim, precondition_1d,
+                                      use_bias_correction)
+    decay = add_decayed_weights(weight_decay)
+    steps = (preconditioner, decay) if decoupled_weight_decay else (decay, preconditioner)
+    return chain(maximize_(maximize), *steps, trace(momentum, 0.0, nesterov), scale_by_learning_rate(lr))
+
+
+@alias(shampoo)
+class Shampoo(Optimizer):
+    __doc__ = shampoo.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-12, weight_decay=0.0, momentum=0.0,
+                 nesterov=False, grafting_beta2=None, grafting_eps=1e-8, precondition_frequency=1,
+                 start_preconditioning_step=None, max_preconditioner_dim=1024, precondition_1d=False,
+                 use_bias_correction=True, decoupled_weight_decay=True, *, maximize=False, foreach=None,
+                 fused=None):
+        transform = shampoo(lr, betas, eps, weight_decay, momentum, nesterov, grafting_beta2, grafting_eps,
+                            precondition_frequency, start_preconditioning_step, max_preconditioner_dim,
+                            precondition_1d, use_bias_correction, decoupled_weight_decay, maximize)
         super().__init__(params, transform, foreach=foreach, fused=fused)
 
 

@@ -105,6 +105,9 @@ CATALOG: dict[str, Entry] = {
     "muon": Entry("MuonWithAdamW", "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest",
                   lr_range(1e-4, 1.0), 0.02),
     "soap": Entry("SOAP", "SOAP: Adam in the eigenbasis of Shampoo's two-sided preconditioner", ADAPTIVE, 3e-3),
+    # Adam's step sizes (grafting), so Adam's learning rates.
+    "shampoo": Entry("Shampoo", "Shampoo: two-sided inverse-fourth-root preconditioner, Adam's step size grafted on",
+                     ADAPTIVE, 1e-3),
     # lr is the Adam phase's; the SGD phase's is estimated.
     "swats": Entry("SWATS", "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
                    ADAPTIVE, 1e-3),

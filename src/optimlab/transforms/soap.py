@@ -65,7 +65,7 @@ class scale_by_soap(Transform):
         for p in params:
             if p.is_complex():
                 raise ValueError(f"params: SOAP takes real parameters only, got one of dtype {p.dtype}")
-            rows, columns = _sides(p, hyperparams)
+            rows, columns = preconditioned_sides(p, hyperparams["max_precondition_dim"], hyperparams["precondition_1d"])
             for side, size in (("left", rows), ("right", columns)):
                 state[side].append(None if size is None else p.new_zeros(size, size))
                 state[f"{side}_basis"].append(None if size is None else p.new_zeros(size, size))
@@ -91,7 +91,7 @@ class scale_by_soap(Transform):
         out = []
         for i, g in enumerate(updates):
             sides = [(statistics[i], bases[i]) for statistics, bases in side_buffers]
-            grad = _matrix(g)
+            grad = matrix_view(g)
             if step == 1:
                 _gather(grad, sides, statistics_weight)
                 for statistics, basis in sides:
@@ -101,8 +101,8 @@ class scale_by_soap(Transform):
                 continue
             exp_avg = state["exp_avg"][i].lerp_(g, 1 - beta1)
             # Out of place: without a basis on either side a projection is its input itself.
-            exp_avg_sq = _matrix(state["exp_avg_sq"][i]).lerp_(_project(grad, sides).square(), 1 - beta2)
-            direction = _project(_matrix(exp_avg), sides) / exp_avg_sq.sqrt().add_(hyperparams["eps"])
+            exp_avg_sq = matrix_view(state["exp_avg_sq"][i]).lerp_(_project(grad, sides).square(), 1 - beta2)
+            direction = _project(matrix_view(exp_avg), sides) / exp_avg_sq.sqrt().add_(hyperparams["eps"])
             out.append(_project_back(direction, sides).mul_(step_size).view_as(g))
             _gather(grad, sides, statistics_weight)
             if refresh:
@@ -113,17 +113,17 @@ class scale_by_soap(Transform):
         return updates.wrap(out)
 
 
-def _sides(p: torch.Tensor, hyperparams) -> tuple[int | None, int | None]:
-    """The sizes of the preconditioned sides of ``p``'s matrix (None: the identity)."""
-    limit = hyperparams["max_precondition_dim"]
+def preconditioned_sides(p: torch.Tensor, limit: int, precondition_1d: bool) -> tuple[int | None, int | None]:
+    """The sizes of the preconditioned sides of ``p``'s matrix (None: the identity): a side
+    longer than ``limit`` is not; a vector is a column, its one side only if ``precondition_1d``."""
     if p.ndim <= 1:
-        rows = p.numel() if p.ndim == 1 and hyperparams["precondition_1d"] else None
+        rows = p.numel() if p.ndim == 1 and precondition_1d else None
         return (rows if rows is not None and rows <= limit else None), None
     rows, columns = as_matrix(p).shape
     return (rows if rows <= limit else None), (columns if columns <= limit else None)
 
 
-def _matrix(t: torch.Tensor) -> torch.Tensor:
+def matrix_view(t: torch.Tensor) -> torch.Tensor:
     """``t`` as a matrix view (a vector as a column)."""
     return t.view(-1, 1) if t.ndim <= 1 else as_matrix(t)
 
@@ -149,14 +149,14 @@ def _project_back(x, sides) -> torch.Tensor:
     return x if right is None else x @ right.T
 
 
-def _working_dtype(t: torch.Tensor) -> torch.dtype:
+def working_dtype(t: torch.Tensor) -> torch.dtype:
     # LAPACK has no 16-bit routines (torch.linalg.eigh and qr raise for them).
     return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def _eigenbasis(statistics: torch.Tensor) -> torch.Tensor:
     """Eigenvectors, in decreasing order of eigenvalue."""
-    _, vectors = torch.linalg.eigh(statistics.to(_working_dtype(statistics)))
+    _, vectors = torch.linalg.eigh(statistics.to(working_dtype(statistics)))
     return vectors.flip(1).to(statistics.dtype)
 
 
@@ -164,6 +164,6 @@ def _refresh(statistics: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """One power iteration and QR on ``basis`` in place; the order its columns took."""
     product = statistics @ basis
     order = torch.argsort((basis * product).sum(0), descending=True)
-    q, _ = torch.linalg.qr(product.index_select(1, order).to(_working_dtype(product)))
+    q, _ = torch.linalg.qr(product.index_select(1, order).to(working_dtype(product)))
     basis.copy_(q)
     return order

@@ -32,6 +32,7 @@ yardstick per byte is torch's fused Adam in bfloat16.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import statistics
@@ -65,15 +66,16 @@ _SETTLE_STEPS = 3
 Rival = Callable[[list[torch.Tensor], bool], Callable[[], object]]
 
 
-def _pytorch_optimizer(name: str, **kwargs) -> Rival:
-    """pytorch-optimizer's ``name``; compiled: ``torch.compile`` of its ``step``, with
+def _pytorch_optimizer(name: str, around=None, **kwargs) -> Rival:
+    """pytorch-optimizer's ``name`` (``around``: a wrapper's, around the torch optimizer
+    ``around(params)``: its Lookahead); compiled: ``torch.compile`` of its ``step``, with
     ``dynamic=True`` so that its step count (a Python int) is a symbol rather than a
     constant (its Lion then settles; the bias corrections of the others, Python floats,
     still make a graph per step)."""
     def make(params, compiled):
         import pytorch_optimizer
 
-        optimizer = getattr(pytorch_optimizer, name)(params, **kwargs)
+        optimizer = getattr(pytorch_optimizer, name)(params if around is None else around(params), **kwargs)
         return torch.compile(optimizer.step, dynamic=True) if compiled else optimizer.step
 
     return make
@@ -98,6 +100,41 @@ def _heavyball(name: str, **kwargs) -> Rival:
                 heavyball.utils.compile_mode = mode
 
         return eager_step
+
+    return make
+
+
+def _reference_package(module: str, name: str, train_mode: bool = False, **kwargs) -> Rival:
+    """The reference package's ``module.name`` (schedulefree, prodigyopt, dadaptation;
+    ``train_mode``: its ``train()`` first, as Schedule-Free needs); compiled as pytorch-optimizer's."""
+    def make(params, compiled):
+        optimizer = getattr(importlib.import_module(module), name)(params, **kwargs)
+        if train_mode:
+            optimizer.train()
+        return torch.compile(optimizer.step, dynamic=True) if compiled else optimizer.step
+
+    return make
+
+
+def _in_train_mode(cls):
+    """A Schedule-Free optimlab class, built in train mode."""
+    def make(params, **kwargs):
+        optimizer = cls(params, **kwargs)
+        optimizer.train()
+        return optimizer
+
+    return make
+
+
+def _lookahead_adamw(params, fused=None, **kwargs):
+    return optimlab.Optimizer(params, optimlab.lookahead(optimlab.adamw(**kwargs)), fused=fused)
+
+
+def _eager(cls):
+    """An optimlab class with no fused form yet (Prodigy's and D-Adaptation's global sums):
+    its default (eager) path, under the row's optimlab column."""
+    def make(params, fused=None, **kwargs):
+        return cls(params, **kwargs)
 
     return make
 
@@ -153,9 +190,21 @@ ALGOS = {
         "heavyball": _heavyball("AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-2, caution=True)}),
     "cautious_lion": Algo(optimlab.CautiousLion, {"lr": 1e-4}, 1, norm_reads=2, rivals={
         "pytorch-optimizer": _pytorch_optimizer("Lion", lr=1e-4, cautious=True)}),
+    # Lookahead's slow weights are a third buffer (read and written at every step by the kernel).
+    "lookahead+adamw": Algo(_lookahead_adamw, {"lr": 1e-3}, 3, rivals={
+        "pytorch-optimizer": _pytorch_optimizer("Lookahead", around=lambda ps: torch.optim.AdamW(ps, lr=1e-3))}),
+    "schedulefree_sgd": Algo(_in_train_mode(optimlab.ScheduleFreeSGD), {"lr": 1.0}, 2, rivals={  # z, momentum-free
+        "reference": _reference_package("schedulefree", "SGDScheduleFree", train_mode=True, lr=1.0)}),
+    "schedulefree_adamw": Algo(_in_train_mode(optimlab.ScheduleFreeAdamW), {"lr": 2.5e-3}, 2, rivals={
+        "reference": _reference_package("schedulefree", "AdamWScheduleFree", train_mode=True, lr=2.5e-3)}),
+    # m, v, s and x0 (read only), and the global sums' pass over g, x, x0, s first
+    "prodigy": Algo(_eager(optimlab.Prodigy), {"lr": 1.0}, 4, norm_reads=4, rivals={
+        "reference": _reference_package("prodigyopt", "Prodigy", lr=1.0)}),
+    "dadapt_adam": Algo(_eager(optimlab.DAdaptAdam), {"lr": 1.0}, 3, norm_reads=3, rivals={
+        "reference": _reference_package("dadaptation", "DAdaptAdam", lr=1.0)}),
 }
-#: the rivals' columns, in this order
-LIBRARIES = ("pytorch-optimizer", "heavyball")
+#: the rivals' columns, in this order ("reference": the algorithm's own package)
+LIBRARIES = ("pytorch-optimizer", "heavyball", "reference")
 
 
 def model_sizes(kind: str) -> list[int]:
@@ -313,7 +362,7 @@ def markdown(results, info, rival_modes) -> list[str]:
     rivalled = [r for r in results if ALGOS[r["algo"]].rivals]
     if rivalled:
         columns = [f"{library} {mode}" for library in LIBRARIES for mode in rival_modes]
-        lines += ["", "Against pytorch-optimizer and heavyball: median step (ms) and, in parentheses, the first "
+        lines += ["", "Against pytorch-optimizer, heavyball and the reference packages: median step (ms) and, in parentheses, the first "
                   "step (s; compiled: every step until one makes no new graph, compiling included). "
                   "ratio: optimlab / the fastest other implementation (named), the median of step-by-step ratios.",
                   "", "| model | algorithm | dtype | optimlab | " + " | ".join(columns) +

@@ -361,7 +361,8 @@ def markdown(results, info, rival_modes) -> list[str]:
             lines.append(row(r, cells, f"{r['ratio']:.2f}" if r["fastest"] else "-"))
     rivalled = [r for r in results if ALGOS[r["algo"]].rivals]
     if rivalled:
-        columns = [f"{library} {mode}" for library in LIBRARIES for mode in rival_modes]
+        libraries = [library for library in LIBRARIES if any(library in ALGOS[r["algo"]].rivals for r in rivalled)]
+        columns = [f"{library} {mode}" for library in libraries for mode in rival_modes]
         lines += ["", "Against pytorch-optimizer, heavyball and the reference packages: median step (ms) and, in parentheses, the first "
                   "step (s; compiled: every step until one makes no new graph, compiling included). "
                   "ratio: optimlab / the fastest other implementation (named), the median of step-by-step ratios.",

@@ -105,6 +105,9 @@ CATALOG: dict[str, Entry] = {
     "muon": Entry("MuonWithAdamW", "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest",
                   lr_range(1e-4, 1.0), 0.02),
     "soap": Entry("SOAP", "SOAP: Adam in the eigenbasis of Shampoo's two-sided preconditioner", ADAPTIVE, 3e-3),
+    # Steps clipped to RMS 1.1 of the whitened momentum: Adam-like learning rates.
+    "psgd_kron": Entry("PSGDKron", "PSGD-Kron: momentum whitened by a Kronecker-factored preconditioner fitted "
+                       "on its Lie group", ADAPTIVE, 1e-3),
     # lr is the Adam phase's; the SGD phase's is estimated.
     "swats": Entry("SWATS", "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
                    ADAPTIVE, 1e-3),

@@ -63,6 +63,12 @@ ALGOS: dict[str, dict[str, Factory]] = {
         "heavyball": _heavyball("SOAP", lr=3e-3, precondition_frequency=10, use_precond_schedule=False),
         "pytorch-optimizer": _pytorch_optimizer("SOAP", lr=3e-3),
     },
+    # Defaults (the preconditioner refitted at every one of the first 500-1000 steps), lr 1e-3.
+    "psgd_kron": {
+        "optimlab": lambda ps: optimlab.PSGDKron(ps, lr=1e-3),
+        "heavyball": _heavyball("PSGDKron", lr=1e-3),
+        "pytorch-optimizer": _pytorch_optimizer("Kron", lr=1e-3),
+    },
 }
 
 

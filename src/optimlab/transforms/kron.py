@@ -131,10 +131,10 @@ class scale_by_kron(Transform):
             factors = [f[i] for f in factor_lists if f[i] is not None]
             m = state["momentum_buffer"][i].lerp_(g, 1 - momentum)
             dtype = _working_dtype(g)
-            m_hat = (m / debias).to(dtype).view(_shape(g))
+            m_hat = (m / debias).to(dtype).reshape(_shape(g))
             working = [f.to(dtype) for f in factors]
             if refit:
-                fitted = m_hat if hyperparams["momentum_into_precond_update"] else g.to(dtype).view(_shape(g))
+                fitted = m_hat if hyperparams["momentum_into_precond_update"] else g.to(dtype).reshape(_shape(g))
                 probe = self.probe(state["probe_seed"][i], step, fitted)
                 _balance(working)
                 _fit(working, fitted, probe, hyperparams["precond_lr"])
@@ -143,7 +143,7 @@ class scale_by_kron(Transform):
                         factor.copy_(new)
             u = _precondition(working, m_hat)
             u = u * torch.clamp(CLIP_RMS / (u.square().mean().sqrt() + 1e-6), max=1.0)
-            out.append(u.to(g.dtype).view_as(g))
+            out.append(u.to(g.dtype).reshape(g.shape))
         return updates.wrap(out)
 
     def probe(self, seed: int, step: int, like: torch.Tensor) -> torch.Tensor:

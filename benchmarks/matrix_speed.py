@@ -72,6 +72,12 @@ ALGOS: dict[str, dict[str, Factory]] = {
                                                 preconditioning_compute_steps=10, start_preconditioning_step=10,
                                                 shape_interpretation=False, block_size=1024),
     },
+    # Defaults (the preconditioner refitted at every one of the first 500-1000 steps), lr 1e-3.
+    "psgd_kron": {
+        "optimlab": lambda ps: optimlab.PSGDKron(ps, lr=1e-3),
+        "heavyball": _heavyball("PSGDKron", lr=1e-3),
+        "pytorch-optimizer": _pytorch_optimizer("Kron", lr=1e-3),
+    },
 }
 
 

@@ -56,6 +56,7 @@ muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t,
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
 soap (1-D precond.) lr=0.05*0.99^t wd=0, 490, 1e-3              lr=0.02 wd=0, 550, 1e-2
 shampoo (1-D prec.) lr=0.05, 165, 1e-3                          lr=0.01, 13700, 1e-2
+psgd_kron (tri.)    lr=0.1*0.98^t, 190, 1e-3                    lr=0.05*0.998^t, 2100, 1e-2
 swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
 lamb                lr=0.05*0.99^t, 650, 1e-3                   lr=0.05*0.998^t, 2100, 1e-2
 lars                lr=30*0.99^t, 500, 1e-3                     lr=10*0.999^t, 1900, 1e-2
@@ -104,7 +105,7 @@ SGD_ERRORS = COMMON_ERRORS + [
 class Case:
     name: str
     cls: type
-    reference: Callable
+    reference: Callable | None  # None: no NumPy formula (the Case says why)
     samples: list[dict[str, Any]]
     errors: list[tuple[dict[str, Any], str]]
     quadratic: tuple[dict[str, Any], int, float]
@@ -507,6 +508,36 @@ CASES: list[Case] = [
         # preconditioner (an EMA) for the quadratic, with Adam's step sizes.
         quadratic=({"lr": 0.05, "precondition_1d": True}, 165, 1e-3),
         rosenbrock=({"lr": 0.01, "precondition_1d": True}, 13700, 1e-2),
+    ),
+    Case(
+        # No NumPy formula here: the probes are torch's normal numbers from each parameter's
+        # seeded generator, which NumPy cannot draw. test_kron compares the steps with
+        # reference_numpy.psgd_kron handed those probes, and with pytorch-optimizer's Kron.
+        "psgd_kron", optimlab.PSGDKron, None,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "momentum": 0.8, "weight_decay": 0.05, "precond_lr": 0.3, "seed": 3},
+            {"lr": 0.01, "precond_update_prob": 0.4, "memory_save_mode": "one_diag",
+             "momentum_into_precond_update": False},
+            {"lr": 0.01, "max_size_triangular": 4, "min_ndim_triangular": 1, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [
+            ({"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
+            ({"precond_lr": 0.0}, r"precond_lr must be > 0, got 0.0"),
+            ({"precond_init_scale": -1.0}, r"precond_init_scale must be > 0, got -1.0"),
+            ({"precond_update_prob": 1.5}, r"precond_update_prob must be in \[0, 1\], got 1.5"),
+            ({"max_size_triangular": 0}, r"max_size_triangular must be an integer >= 1, got 0"),
+            ({"min_ndim_triangular": 1.5}, r"min_ndim_triangular must be an integer >= 1, got 1.5"),
+            ({"memory_save_mode": "two_diag"},
+             r"memory_save_mode must be one of None, 'one_diag', 'smart_one_diag', 'all_diag', got 'two_diag'"),
+            ({"momentum_into_precond_update": 1}, r"momentum_into_precond_update must be True or False, got 1"),
+            ({"seed": -1}, r"seed must be an integer >= 0, got -1"),
+        ],
+        fused=False, supports_complex=False,
+        # The coordinates as one vector with a triangular factor (min_ndim_triangular=1): a
+        # whitening of the whole quadratic. Steps clipped to RMS 1.1: they settle as lr decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.1, 0.98), "min_ndim_triangular": 1}, 190, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.05, 0.998), "min_ndim_triangular": 1}, 2100, 1e-2),
     ),
     Case(
         # eps=1e-4 switches to SGD at step 2-10 on test_reference's noisy quadratic (the

@@ -4,7 +4,7 @@
 Each reference steps one parameter: ``x = step(x, g, state, t, hp)`` with ``g`` the raw
 gradient of the objective at ``x``, ``state`` a dict the function fills on its first call,
 ``t`` the 1-based step and ``hp`` every hyperparameter (constructor defaults, the name's
-preset and the sample). All but Muon, SOAP and Shampoo (matrix operations), Adafactor (row and
+preset and the sample). All but Muon, SOAP, Shampoo and PSGD-Kron (matrix operations), Adafactor (row and
 column means, RMS norms) and MARS (the norm of its corrected gradient) are elementwise.
 """
 
@@ -381,6 +381,73 @@ def shampoo(x, g, state, t, hp):
         state["b"] = hp["momentum"] * state["b"] + d
         d = d + hp["momentum"] * state["b"] if hp["nesterov"] else state["b"]
     return x - hp["lr"] * d.reshape(shape)
+def _update_probability_sum(t, p):
+    """sum_{k<=t} p_k: p, or the schedule 1 for 500 steps, then e^{-0.001 (k - 501)} down to 0.03."""
+    if p is not None:
+        return t * p
+    return sum(min(1.0, max(0.03, np.exp(-1e-3 * (k - 1 - 500)))) for k in range(1, t + 1))
+
+
+def _kron_along(a, axis, m):
+    """The matrix m applied to axis ``axis`` of a (a vector m: elementwise along it)."""
+    if m.ndim == 1:
+        return a * m.reshape([-1 if d == axis else 1 for d in range(a.ndim)])
+    return np.moveaxis(np.tensordot(m, a, axes=([1], [axis])), 0, axis)
+
+
+def psgd_kron(x, g, state, t, hp, v):
+    """PSGD-Kron (Li 2015/2018, kron_torch) for one parameter, with the probe v ~ N(0, I) of
+    the step given: m = EMA_momentum(g), h = m / (1 - momentum^t); when floor(sum_{k<=t} p_k)
+    grows, with A = Q h' (h' = h, or g without momentum_into_precond_update) and B = Q^-T v
+    along every side, each factor Q_i <- Q_i - precond_lr triu(T1 - T2) Q_i / (|T1 + T2| + tiny),
+    T1 = A_(i) A_(i)^T, T2 = B_(i) B_(i)^T (mode-i unfoldings; a diagonal factor takes their
+    diagonals and the max norm, a triangular one the power-iteration lower bound of the spectral
+    norm from the largest row); u = Q^T Q h clipped to RMS 1.1 (+1e-6);
+    x <- x - lr (u + wd x). Factors start at precond_init_scale^(1/d) I."""
+    g = _grad(x, g, hp, coupled=False)
+    shape = x.shape or (1,)
+    if t == 1:
+        mode = hp["memory_save_mode"]
+        longest = max(i for i, n in enumerate(shape) if n == max(shape))
+        diagonal = [mode == "all_diag" or (i == longest and (
+            mode == "one_diag" or (mode == "smart_one_diag" and len(shape) > 1 and sorted(shape)[-2] < max(shape))))
+            for i in range(len(shape))]
+        scale = hp["precond_init_scale"] ** (1 / len(shape))
+        state["Q"] = [scale * (np.eye(n) if 1 < n <= hp["max_size_triangular"] and x.ndim >= hp["min_ndim_triangular"]
+                               and not diagonal[i] else np.ones(n)) for i, n in enumerate(shape)]
+        state["m"] = np.zeros(shape)
+    beta = hp["momentum"]
+    g = g.reshape(shape)
+    state["m"] = beta * state["m"] + (1 - beta) * g
+    h = state["m"] / (1 - beta**t)
+    p = hp["precond_update_prob"]
+    tiny = 2.0**-126
+    if np.floor(_update_probability_sum(t, p)) > np.floor(_update_probability_sum(t - 1, p)):
+        a, b = h if hp["momentum_into_precond_update"] else g, v.reshape(shape)
+        for i, q in enumerate(state["Q"]):
+            a = _kron_along(a, i, q)
+            b = _kron_along(b, i, 1 / q if q.ndim == 1 else np.linalg.inv(q).T)
+        new = []
+        for i, q in enumerate(state["Q"]):
+            a_i, b_i = np.moveaxis(a, i, 0).reshape(shape[i], -1), np.moveaxis(b, i, 0).reshape(shape[i], -1)
+            t1, t2 = a_i @ a_i.T, b_i @ b_i.T
+            if q.ndim == 1:
+                s = np.diag(t1 + t2)
+                new.append(q - hp["precond_lr"] * np.diag(t1 - t2) * q / (np.max(np.abs(s)) + tiny))
+            else:
+                s = t1 + t2
+                top = np.max(np.abs(s))
+                s = s / top
+                row = s[np.argmax(np.sum(s * s, axis=1))]
+                y = s @ row
+                bound = top * np.linalg.norm(s.T @ (y / np.linalg.norm(y)))
+                new.append(q - hp["precond_lr"] * np.triu(t1 - t2) @ q / (bound + tiny))
+        state["Q"] = new
+    u = h
+    for i, q in enumerate(state["Q"]):
+        u = _kron_along(u, i, q * q if q.ndim == 1 else q.T @ q)
+    u = u * min(1.0, 1.1 / (np.sqrt(np.mean(u * u)) + 1e-6))
+    return x - hp["lr"] * (u.reshape(x.shape) + hp["weight_decay"] * x)
 
 
 def _rms(a):

@@ -40,6 +40,8 @@ EXECUTIONS = {"foreach": {"foreach": True}, "for-loop": {"foreach": False}, "fus
 def test_matches_numpy_formula(case, sample, path):
     """Every path, the fused one with its default IEEE square roots (as NumPy's)."""
     # Two tensors (6 + 4 elements) in one group; the reference steps each with its own state.
+    if case.reference is None:
+        pytest.skip(f"{case.name} has no NumPy formula the registry can run (its Case says why)")
     shapes = MATRIX_SHAPES if case.matrices_only else SHAPES
     xs = [part.reshape(shape) for part, shape in zip(np.split(X0, [6]), shapes)]
     params = [torch.tensor(x, requires_grad=True) for x in xs]

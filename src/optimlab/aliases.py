@@ -57,6 +57,7 @@ from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
 from .transforms.shampoo import scale_by_shampoo
 from .transforms.soap import scale_by_soap
+from .transforms.kron import scale_by_kron
 from .transforms.swats import scale_by_swats
 from .transforms.prodigy import scale_by_prodigy
 from .transforms.dadapt_adam import scale_by_dadapt_adam
@@ -752,6 +753,44 @@ class Shampoo(Optimizer):
         transform = shampoo(lr, betas, eps, weight_decay, momentum, nesterov, grafting_beta2, grafting_eps,
                             precondition_frequency, start_preconditioning_step, max_preconditioner_dim,
                             precondition_1d, use_bias_correction, decoupled_weight_decay, maximize)
+def psgd_kron(lr=1e-3, momentum=0.9, weight_decay=0.0, precond_update_prob=None, precond_lr=0.1,
+              precond_init_scale=1.0, max_size_triangular=8192, min_ndim_triangular=2, memory_save_mode=None,
+              momentum_into_precond_update=True, seed=0, maximize=False) -> chain:
+    r"""PSGD-Kron (Li 2015, 2018; kron_torch, pytorch-optimizer's ``Kron``): momentum
+    preconditioned by a Kronecker-factored Q fitted on its Lie group, clipped to RMS 1.1, with
+    decoupled weight decay (`scale_by_kron` has the math)::
+
+        m <- momentum m + (1 - momentum) g,  h = m / (1 - momentum^t)
+        when the preconditioner updates (probability precond_update_prob), v ~ N(0, I):
+            A = Q h,  B = Q^-T v,  Q_i <- Q_i - precond_lr triu(A_i A_i^T - B_i B_i^T) Q_i / ||A_i A_i^T + B_i B_i^T||
+        u = Q^T Q h,  u <- u min(1, 1.1 / (rms(u) + 1e-6))
+        p <- p - lr (u + weight_decay p)
+
+    with Q = Q_1 x ... x Q_d, one factor per dimension (triangular, or diagonal).
+    Arguments (pytorch-optimizer's ``Kron`` defaults): ``lr=1e-3``, ``momentum=0.9``,
+    ``weight_decay=0``, ``precond_update_prob=None`` (1 for 500 steps, then decaying to 0.03),
+    ``precond_lr=0.1``, ``precond_init_scale=1.0``, ``max_size_triangular=8192`` (a longer
+    side is diagonal), ``min_ndim_triangular=2`` (vectors are diagonal),
+    ``memory_save_mode=None`` (or ``"one_diag"``, ``"smart_one_diag"``, ``"all_diag"``),
+    ``momentum_into_precond_update=True`` (fit Q to h, else to g), ``seed=0`` (of the probes),
+    ``maximize=False``. Chain: `maximize`, `scale_by_kron`, `add_decayed_weights`,
+    `scale_by_learning_rate`.
+    """
+    preconditioner = scale_by_kron(momentum, precond_lr, precond_init_scale, precond_update_prob, max_size_triangular,
+                                   min_ndim_triangular, memory_save_mode, momentum_into_precond_update, seed)
+    return _with_weight_decay(preconditioner, lr, weight_decay, True, maximize)
+
+
+@alias(psgd_kron)
+class PSGDKron(Optimizer):
+    __doc__ = psgd_kron.__doc__
+
+    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=0.0, precond_update_prob=None, precond_lr=0.1,
+                 precond_init_scale=1.0, max_size_triangular=8192, min_ndim_triangular=2, memory_save_mode=None,
+                 momentum_into_precond_update=True, seed=0, *, maximize=False, foreach=None, fused=None):
+        transform = psgd_kron(lr, momentum, weight_decay, precond_update_prob, precond_lr, precond_init_scale,
+                              max_size_triangular, min_ndim_triangular, memory_save_mode,
+                              momentum_into_precond_update, seed, maximize)
         super().__init__(params, transform, foreach=foreach, fused=fused)
 
 

@@ -108,6 +108,9 @@ CATALOG: dict[str, Entry] = {
     # Adam's step sizes (grafting), so Adam's learning rates.
     "shampoo": Entry("Shampoo", "Shampoo: two-sided inverse-fourth-root preconditioner, Adam's step size grafted on",
                      ADAPTIVE, 1e-3),
+    # Steps clipped to RMS 1.1 of the whitened momentum: Adam-like learning rates.
+    "psgd_kron": Entry("PSGDKron", "PSGD-Kron: momentum whitened by a Kronecker-factored preconditioner fitted "
+                       "on its Lie group", ADAPTIVE, 1e-3),
     # lr is the Adam phase's; the SGD phase's is estimated.
     "swats": Entry("SWATS", "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
                    ADAPTIVE, 1e-3),

@@ -204,10 +204,11 @@ class Optimizer(torch.optim.Optimizer):
             state["step"] = step
 
 
-def _in_state_dtype(tensor: Tensor, group: dict[str, Any]) -> Tensor:
+def _in_state_dtype(tensor: Tensor | int, group: dict[str, Any]) -> Tensor | int:
     """A 16-bit float buffer in float32 where the group sets ``state_dtype=torch.float32``
-    (by default state keeps the parameter's dtype, as in torch.optim)."""
-    if group.get("state_dtype") is not None and tensor.dtype in _HALF:
+    (by default state keeps the parameter's dtype, as in torch.optim). Numbers (PSGD-Kron's
+    seeds: torch's ``load_state_dict`` would cast a tensor to the parameter's dtype) stay."""
+    if group.get("state_dtype") is not None and isinstance(tensor, Tensor) and tensor.dtype in _HALF:
         return tensor.to(group["state_dtype"])
     return tensor
 

@@ -9,7 +9,7 @@ one param group into new updates:
 * ``params``, ``updates``: `TensorList` s aligned with each other (updates start as
   the gradients; the optimizer adds the final updates to the parameters).
 * ``state``: ``dict[str, TensorList]`` of per-parameter buffers that ``update`` changes in
-  place. ``update`` may add a buffer it needs lazily (say, a momentum buffer once
+  place (or Python numbers, which a checkpoint keeps exactly: PSGD-Kron's seeds). ``update`` may add a buffer it needs lazily (say, a momentum buffer once
   momentum becomes non-zero); it never changes its input updates in place.
 * ``hyperparams``: the param group (a mapping), read at every step, so a scheduler or
   the user can change any hyperparameter between steps.

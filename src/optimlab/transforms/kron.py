@@ -1,0 +1,270 @@
+"""PSGD-Kron: preconditioned SGD with a Kronecker-factored preconditioner fitted on a Lie group."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import checks
+from ..transform import Transform
+
+#: The most dimensions a parameter may have (one factor each), as in kron_torch.
+MAX_ORDER = 13
+MEMORY_SAVE_MODES = (None, "one_diag", "smart_one_diag", "all_diag")
+#: The schedule of ``precond_update_prob=None`` (kron_torch's ``precond_update_prob_schedule``):
+#: 1 for the first FLAT_START steps, then decaying by exp(-DECAY) a step down to MIN_PROB.
+MAX_PROB, MIN_PROB, DECAY, FLAT_START = 1.0, 0.03, 1e-3, 500
+#: The RMS the preconditioned update is clipped to (kron_torch's constant).
+CLIP_RMS = 1.1
+# The offset of the normalizations (kron_torch's: bfloat16's smallest normal number).
+_TINY = torch.finfo(torch.bfloat16).tiny
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _update_probability(name, value) -> None:
+    if value is not None:
+        checks.unit_interval(name, value)
+
+
+def _memory_save_mode(name, value) -> None:
+    if value not in MEMORY_SAVE_MODES:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, MEMORY_SAVE_MODES))}, got {value!r}")
+
+
+def _seed(name, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+class scale_by_kron(Transform):
+    r"""PSGD-Kron (Li 2015, "Preconditioned Stochastic Gradient Descent"; Li 2018,
+    "Preconditioner on Matrix Lie Group for SGD"; the Kronecker form of Evan Walters'
+    kron_torch and pytorch-optimizer's ``Kron``). Momentum, debiased,
+
+    .. math:: m_t = \beta m_{t-1} + (1-\beta) g_t, \qquad \hat m_t = m_t / (1-\beta^t),
+
+    is preconditioned by :math:`P = Q^\top Q`, :math:`Q = Q_1 \otimes \dots \otimes Q_d` (one
+    factor per dimension of the parameter: upper triangular, or diagonal), and clipped to RMS 1.1:
+
+    .. math:: u = P \hat m_t \cdot \min\!\big(1, 1.1 / (\operatorname{rms}(P \hat m_t) + 10^{-6})\big).
+
+    :math:`Q` is fitted to whiten the gradients, :math:`E[Pg\,g^\top P] \approx P\,E[vv^\top] = P`,
+    by steps on its Lie group from :math:`h = \hat m_t` (or :math:`g_t`) and a probe
+    :math:`v \sim N(0, I)`: with :math:`A = Q h` and :math:`B = Q^{-\top} v`, for each factor
+    (:math:`X_{(i)}` the mode-:math:`i` unfolding),
+
+    .. math:: T_1 = A_{(i)} A_{(i)}^\top, \quad T_2 = B_{(i)} B_{(i)}^\top, \qquad
+              Q_i \leftarrow Q_i - \frac{\eta_Q}{\lVert T_1 + T_2 \rVert + \epsilon}
+                  \operatorname{triu}(T_1 - T_2)\, Q_i
+
+    (a diagonal factor: the diagonals of :math:`T_1, T_2`, the max norm; a triangular one: a
+    lower bound of the spectral norm, Li's power-iteration estimate), after which the factors
+    are rescaled to equal max norms (their product unchanged). The preconditioner updates at
+    step :math:`t` when :math:`\lfloor \sum_{k \le t} p_k \rfloor` grows (heavyball's rule;
+    :math:`p_k` = ``precond_update_prob``, or None: 1 for 500 steps, then
+    :math:`e^{-0.001 (k - 501)}` down to 0.03). The probe of each parameter is drawn from its own
+    seeded generator (``probe_seed`` in its state, from ``seed``), so runs and resumed runs
+    repeat exactly.
+
+    A side is triangular when longer than 1, at most ``max_size_triangular`` long, the
+    parameter has at least ``min_ndim_triangular`` dimensions and ``memory_save_mode`` does
+    not make it diagonal (``"one_diag"``: the longest side, the last of equals;
+    ``"smart_one_diag"``: the longest if strictly longest; ``"all_diag"``: every side). The
+    factors' layout is set at the first step. Defaults (pytorch-optimizer's and kron_torch's):
+    ``momentum=0.9``, ``precond_lr=0.1``, ``precond_init_scale=1.0`` (:math:`Q = sI`),
+    ``precond_update_prob=None``, ``max_size_triangular=8192``, ``min_ndim_triangular=2``,
+    ``memory_save_mode=None``, ``momentum_into_precond_update=True``; ``seed=0``. The factors
+    are kept in the parameter's dtype and computed in float32 for 16-bit ones.
+    """
+
+    checks = {"momentum": checks.decay_rate, "precond_lr": checks.positive, "precond_init_scale": checks.positive,
+              "precond_update_prob": _update_probability, "max_size_triangular": checks.positive_integer,
+              "min_ndim_triangular": checks.positive_integer, "memory_save_mode": _memory_save_mode,
+              "momentum_into_precond_update": checks.boolean, "seed": _seed}
+    state_keys = ("momentum_buffer", "probe_seed", *(f"factor_{i}" for i in range(MAX_ORDER)))
+
+    def __init__(self, momentum: float = 0.9, precond_lr: float = 0.1, precond_init_scale: float = 1.0,
+                 precond_update_prob: float | None = None, max_size_triangular: int = 8192,
+                 min_ndim_triangular: int = 2, memory_save_mode: str | None = None,
+                 momentum_into_precond_update: bool = True, seed: int = 0) -> None:
+        super().__init__(momentum=momentum, precond_lr=precond_lr, precond_init_scale=precond_init_scale,
+                         precond_update_prob=precond_update_prob, max_size_triangular=max_size_triangular,
+                         min_ndim_triangular=min_ndim_triangular, memory_save_mode=memory_save_mode,
+                         momentum_into_precond_update=momentum_into_precond_update, seed=seed)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def init(self, params, hyperparams):
+        state = {key: [] for key in self.state_keys}
+        for index, p in enumerate(params):
+            if p.is_complex():
+                raise ValueError(f"params: PSGD-Kron takes real parameters only, got one of dtype {p.dtype}")
+            if p.ndim > MAX_ORDER:
+                raise ValueError(f"params: PSGD-Kron takes up to {MAX_ORDER} dimensions, got a {p.ndim}-D parameter")
+            sides = _triangular_sides(p.shape, hyperparams)
+            scale = hyperparams["precond_init_scale"] ** (1 / len(sides))
+            for i in range(MAX_ORDER):
+                if i >= len(sides):
+                    factor = None
+                else:
+                    size, triangular = sides[i]
+                    factor = torch.eye(size, dtype=p.dtype, device=p.device) if triangular else p.new_ones(size)
+                    factor.mul_(scale)
+                state[f"factor_{i}"].append(factor)
+            state["momentum_buffer"].append(torch.zeros_like(p))
+            state["probe_seed"].append(_splitmix64(hyperparams["seed"] + index * _GOLDEN))
+        return {key: params.wrap(value) for key, value in state.items()}
+
+    def coefficients(self, hyperparams, step, state):
+        return {"debias": 1 - hyperparams["momentum"] ** step}
+
+    def update(self, updates, state, params, hyperparams, step):
+        # Tensor contractions per parameter: there is no multi-tensor form to take.
+        momentum = hyperparams["momentum"]
+        debias = self.coefficients(hyperparams, step, state)["debias"]
+        refit = _updates_preconditioner(step, hyperparams["precond_update_prob"])
+        absent = [None] * len(updates)
+        factor_lists = [state.get(f"factor_{i}", absent) for i in range(MAX_ORDER)]
+        out = []
+        for i, g in enumerate(updates):
+            factors = [f[i] for f in factor_lists if f[i] is not None]
+            m = state["momentum_buffer"][i].lerp_(g, 1 - momentum)
+            dtype = _working_dtype(g)
+            m_hat = (m / debias).to(dtype).reshape(_shape(g))
+            working = [f.to(dtype) for f in factors]
+            if refit:
+                fitted = m_hat if hyperparams["momentum_into_precond_update"] else g.to(dtype).reshape(_shape(g))
+                probe = self.probe(state["probe_seed"][i], step, fitted)
+                _balance(working)
+                _fit(working, fitted, probe, hyperparams["precond_lr"])
+                for factor, new in zip(factors, working):
+                    if new is not factor:
+                        factor.copy_(new)
+            u = _precondition(working, m_hat)
+            u = u * torch.clamp(CLIP_RMS / (u.square().mean().sqrt() + 1e-6), max=1.0)
+            out.append(u.to(g.dtype).reshape(g.shape))
+        return updates.wrap(out)
+
+    def probe(self, seed: int, step: int, like: torch.Tensor) -> torch.Tensor:
+        """The probe :math:`v \\sim N(0, I)` of step ``step`` for the parameter with ``seed``:
+        torch's normal numbers from a generator seeded by ``splitmix64(seed + step * golden)``."""
+        generator = self._generators.get(like.device)
+        if generator is None:
+            generator = self._generators[like.device] = torch.Generator(like.device)
+        generator.manual_seed(_splitmix64(seed + step * _GOLDEN))
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    """A 0-d tensor as a 1-vector (one diagonal factor of size 1)."""
+    return tuple(t.shape) or (1,)
+
+
+def _triangular_sides(shape, hyperparams) -> list[tuple[int, bool]]:
+    """Each side's size and whether its factor is triangular."""
+    sizes = list(shape) or [1]
+    diagonal = [False] * len(sizes)
+    mode = hyperparams["memory_save_mode"]
+    longest = max(range(len(sizes)), key=lambda i: (sizes[i], i))  # the last of the longest
+    strictly_longest = len(sizes) >= 2 and sorted(sizes)[-1] > sorted(sizes)[-2]
+    if mode == "all_diag":
+        diagonal = [True] * len(sizes)
+    elif mode == "one_diag" or (mode == "smart_one_diag" and strictly_longest):
+        diagonal[longest] = True
+    return [(size, 1 < size <= hyperparams["max_size_triangular"] and len(shape) >= hyperparams["min_ndim_triangular"]
+             and not diag) for size, diag in zip(sizes, diagonal)]
+
+
+def _updates_preconditioner(step: int, probability: float | None) -> bool:
+    """Whether step ``step`` (1-based) refits the preconditioner: when the cumulative
+    probability passes an integer."""
+    return math.floor(_cumulative_probability(step, probability)) > math.floor(
+        _cumulative_probability(step - 1, probability))
+
+
+def _cumulative_probability(steps: int, probability: float | None) -> float:
+    """:math:`\\sum_{k=1}^{steps} p_k` (the schedule's in closed form)."""
+    if probability is not None:
+        return steps * probability
+    flat = min(steps, FLAT_START + 1)
+    ratio = math.exp(-DECAY)
+    decaying = int(math.log(MAX_PROB / MIN_PROB) / DECAY)  # steps of the decay above MIN_PROB
+    tail = min(max(steps - 1 - FLAT_START, 0), decaying)
+    rest = max(steps - 1 - FLAT_START - decaying, 0)
+    return MAX_PROB * (flat + ratio * (1 - ratio**tail) / (1 - ratio)) + MIN_PROB * rest
+
+
+def _working_dtype(t: torch.Tensor) -> torch.dtype:
+    # torch.linalg.solve_triangular has no 16-bit kernels.
+    return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _along(x: torch.Tensor, dim: int, factor: torch.Tensor) -> torch.Tensor:
+    """``factor`` applied to side ``dim`` of ``x`` (a matrix: contracted with its columns)."""
+    if factor.ndim == 1:
+        return x * factor.view([-1 if d == dim else 1 for d in range(x.ndim)])
+    return torch.tensordot(factor, x, dims=([1], [dim])).movedim(0, dim)
+
+
+def _precondition(factors, x: torch.Tensor) -> torch.Tensor:
+    """:math:`Q^\\top Q x`."""
+    for dim, factor in enumerate(factors):
+        x = _along(_along(x, dim, factor), dim, factor.T if factor.ndim == 2 else factor)
+    return x
+
+
+def _solve_along(x: torch.Tensor, dim: int, factor: torch.Tensor) -> torch.Tensor:
+    """:math:`Q_i^{-\\top}` applied to side ``dim`` of ``x``."""
+    if factor.ndim == 1:
+        return x / factor.view([-1 if d == dim else 1 for d in range(x.ndim)])
+    moved = x.movedim(dim, -1)
+    solved = torch.linalg.solve_triangular(factor, moved.reshape(-1, moved.shape[-1]), upper=True, left=False)
+    return solved.view(moved.shape).movedim(-1, dim)
+
+
+def _fit(factors, h: torch.Tensor, probe: torch.Tensor, lr: float) -> None:
+    """One Lie-group step of every factor (in place) from the pair (h, v)."""
+    a, b = h, probe
+    for dim, factor in enumerate(factors):
+        a, b = _along(a, dim, factor), _solve_along(b, dim, factor)
+    steps = []
+    for dim, factor in enumerate(factors):
+        a_i, b_i = a.movedim(dim, 0).reshape(a.shape[dim], -1), b.movedim(dim, 0).reshape(b.shape[dim], -1)
+        if factor.ndim == 1:
+            t1, t2 = a_i.square().sum(1), b_i.square().sum(1)
+            steps.append((t1 - t2).mul_(factor).mul_(lr / ((t1 + t2).abs().max() + _TINY)))
+        else:
+            t1, t2 = a_i @ a_i.T, b_i @ b_i.T
+            steps.append(torch.triu(t1 - t2).mul_(lr / (_spectral_norm_lower_bound(t1 + t2) + _TINY)) @ factor)
+    for factor, step in zip(factors, steps):
+        factor.sub_(step)
+
+
+def _spectral_norm_lower_bound(a: torch.Tensor) -> torch.Tensor:
+    """A lower bound of the spectral norm of the symmetric ``a``: one power iteration from
+    its largest row, on ``a`` scaled to max norm 1 (Li's ``norm_lower_bound``)."""
+    scale = a.abs().max()
+    a = a / torch.where(scale > 0, scale, 1.0)
+    row = a[torch.argmax(a.square().sum(1))]
+    x = a @ row
+    x = x / torch.linalg.vector_norm(x).clamp_min(torch.finfo(a.dtype).tiny)
+    return scale * torch.linalg.vector_norm(a.T @ x)
+
+
+def _balance(factors) -> None:
+    """Rescale the factors, in place, to the same max norm (their Kronecker product unchanged)."""
+    if len(factors) < 2:
+        return
+    norms = torch.stack([f.abs().max() for f in factors])
+    scales = norms.prod() ** (1 / len(factors)) / norms
+    for factor, scale in zip(factors, scales):
+        factor.mul_(scale)
+
+
+def _splitmix64(x: int) -> int:
+    """Steele et al.'s 64-bit finalizer: well-spread generator seeds from nearby integers."""
+    x = (x + _GOLDEN) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)

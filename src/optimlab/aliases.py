@@ -753,6 +753,9 @@ class Shampoo(Optimizer):
         transform = shampoo(lr, betas, eps, weight_decay, momentum, nesterov, grafting_beta2, grafting_eps,
                             precondition_frequency, start_preconditioning_step, max_preconditioner_dim,
                             precondition_1d, use_bias_correction, decoupled_weight_decay, maximize)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
 def psgd_kron(lr=1e-3, momentum=0.9, weight_decay=0.0, precond_update_prob=None, precond_lr=0.1,
               precond_init_scale=1.0, max_size_triangular=8192, min_ndim_triangular=2, memory_save_mode=None,
               momentum_into_precond_update=True, seed=0, maximize=False) -> chain:

@@ -499,3 +499,21 @@ def test_wrappers_fuse_after_their_inner_chain(name, dtype, mode):
     for optimizer in (fused, eager):
         getattr(optimizer, "eval", lambda: None)()
     same(mode, model.parameters(), twin.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradient_accumulation_applies_its_steps_with_the_inner_kernel(dtype, mode, monkeypatch):
+    """multi_steps on the default path: every k-th call runs the inner chain's kernel on the
+    mean gradient, the others only accumulate; the eager path's bits (bit-exact mode)."""
+    monkeypatch.setattr(engine, "AUTO_WORK", 1)  # the kernel pays from the first step
+    model, twin = MLP(dtypes=(dtype, dtype)), MLP(dtypes=(dtype, dtype))
+    twin.load_state_dict(model.state_dict())
+    chain = lambda: optimlab.multi_steps(optimlab.adamw(lr=1e-2), every_k=3)  # noqa: E731
+    default, eager = optimlab.Optimizer(model.parameters(), chain()), optimlab.Optimizer(twin.parameters(), chain(),
+                                                                                          foreach=True)
+    calls = _kernel_calls()
+    train(model, default, 12)
+    assert _kernel_calls() - calls == 4
+    train(twin, eager, 12)
+    assert _kernel_calls() - calls == 4
+    same(mode, model.parameters(), twin.parameters())

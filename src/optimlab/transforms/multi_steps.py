@@ -18,7 +18,8 @@ class multi_steps(_Wrapper):
     equal micro-batches this is one step on a :math:`k`-times larger batch. ``inner``
     counts its own steps (:math:`t / k`), so its bias corrections and schedules run per
     applied step. Hyperparameter ``every_k`` (:math:`k`, default 1: the identity);
-    buffer ``accumulated_grads``.
+    buffer ``accumulated_grads``. On the default path an applied step runs the inner
+    chain's fused kernel (the accumulating calls are one in-place add each).
     """
 
     checks = {"every_k": checks.positive_integer}
@@ -31,9 +32,16 @@ class multi_steps(_Wrapper):
         return {**self.inner.init(params, hyperparams), "accumulated_grads": params.zeros_like()}
 
     def apply(self, updates, state, params, hyperparams, step):
+        from ..fused import engine  # the fused path imports the transforms
+
         k = hyperparams["every_k"]
         accumulated = state["accumulated_grads"].add_(updates)
         if step % k == 0:
-            self.inner.apply(accumulated / k, state, params, hyperparams, step // k)
+            mean = accumulated / k
+            # The applied step takes the inner chain's kernel where the group is on the
+            # default path (where it pays, as any step there: `engine.worthwhile`).
+            default_path = hyperparams.get("fused") is None and hyperparams.get("foreach") is None
+            if not (default_path and engine.step(self.inner, params, mean, state, hyperparams, step // k, force=False)):
+                self.inner.apply(mean, state, params, hyperparams, step // k)
             for tensor in accumulated:
                 tensor.zero_()

@@ -81,7 +81,8 @@ class scale_by_adopt(Transform):
         SQRTS;
         T normed = u / maximum(R0, $eps);
         {clip}
-        $exp_avg = $first != 0 ? $exp_avg : lerp($exp_avg, normed, $one_minus_beta1);
+        T next_exp_avg = lerp($exp_avg, normed, $one_minus_beta1);  /* a select of a lerp call does not vectorize */
+        $exp_avg = $first != 0 ? $exp_avg : next_exp_avg;
         $exp_avg_sq = $first != 0 ? FMA(u, u, $exp_avg_sq) : FMA($one_minus_beta2 * u, u, $exp_avg_sq * $beta2);
         u = $first != 0 ? (T)0 : $exp_avg;
         """

@@ -22,6 +22,8 @@ import torch
 
 import optimlab
 
+from .modes import training
+
 
 @dataclass(frozen=True)
 class LRFindResult:
@@ -52,6 +54,7 @@ def lr_sweep(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], t
         make = (lambda params, lr: optimlab.create(optimizer, params, lr=lr)) if isinstance(optimizer, str) \
             else optimizer
         opt, saved_optimizer = make(model.parameters(), lr=start_lr), None
+    training(opt)  # Schedule-Free steps in train mode (a given optimizer's mode is restored with its state)
     lrs, losses = [], []
     ratio = (end_lr / start_lr) ** (1 / (steps - 1))
     average, best = 0.0, math.inf

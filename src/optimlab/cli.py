@@ -63,7 +63,8 @@ def list_command() -> None:
         problems.add_row(name, spec.description, target, str(spec.steps))
     suites = Table("suite", "problems", title="Suites")
     for name, suite in SUITES.items():
-        suites.add_row(name, f"{', '.join(suite.problems)} ({suite.trials} trials, {suite.seeds} seeds)")
+        untuned = f"; untuned: {', '.join(suite.untuned)}" if suite.untuned else ""
+        suites.add_row(name, f"{', '.join(suite.problems)} ({suite.trials} trials, {suite.seeds} seeds{untuned})")
     for table in (optimizers, problems, suites):
         console.print(table)
 
@@ -123,6 +124,9 @@ def _check_storage(url: str, plan, extend: bool) -> None:
 def bench(
     problems: Annotated[Optional[list[str]], typer.Option(help="Problems, comma-separated or repeated.")] = None,
     optimizers: Annotated[Optional[list[str]], typer.Option(help="Optimizers (default: all).")] = None,
+    untuned: Annotated[Optional[list[str]], typer.Option(
+        help="Catalog optimizers also run untuned: their defaults, no search, the same seeds (the self-tuning "
+             "track) [default: the suite's when --optimizers is not given; 'none' for none].")] = None,
     suite: Annotated[Optional[str], typer.Option(help="Named problem suite, used when --problems is not given.")] = None,
     trials: Annotated[Optional[int], typer.Option(help="Tuning points per study [default: the suite's].")] = None,
     seeds: Annotated[Optional[int], typer.Option(help="Seeds each study's best setting is rerun with [default: the suite's].")] = None,
@@ -143,7 +147,7 @@ def bench(
     if problems and suite:
         _fail(f"give either --problems or --suite, not both (got --problems {','.join(problems)} --suite {suite})")
     from optimlab.lab import store, sweep
-    from optimlab.lab.optimizers import optimizer_names
+    from optimlab.lab.optimizers import optimizer_names, unknown_name, untuned_label
     from optimlab.lab.problems import get_suite
     from optimlab.lab.user import Sources
 
@@ -156,7 +160,13 @@ def bench(
         for name in problem_names:
             sources.problem(name)
         optimizer_list = _names(optimizers) or [*sources.user_candidates(), *optimizer_names()]
-        optimizer_list = [sources.candidate(name).label for name in optimizer_list]
+        untuned_names = (list(chosen_suite.untuned) if untuned is None and not optimizers
+                         else [n for n in _names(untuned) if n.lower() != "none"])
+        for name in untuned_names:
+            if name.lower() not in optimizer_names():
+                raise ValueError(f"--untuned takes catalog optimizers: {unknown_name('optimizer', name, optimizer_names())}")
+        optimizer_list += [untuned_label(name) for name in untuned_names]
+        optimizer_list = list(dict.fromkeys(sources.candidate(name).label for name in optimizer_list))
         plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds,
                           studies=studies or chosen_suite.studies, sampler=sampler)
     except ValueError as error:

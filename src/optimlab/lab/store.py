@@ -375,7 +375,7 @@ class Store:
 
     # ---- reading back ------------------------------------------------------------------------
     def load_pairs(self) -> list["PairRecords"]:
-        from .selection import best_of_study  # noqa: PLC0415 (selection imports the runner, as this does)
+        from .selection import chosen_setting  # noqa: PLC0415 (selection imports the runner, as this does)
 
         if self.stored_plan() is None:
             return []
@@ -395,13 +395,13 @@ class Store:
         loaded = []
         for pair in pair_rows:
             spec, runs = ProblemSpec.from_dict(json.loads(pair.spec)), by_pair.get(pair.id, {})
+            space = json.loads(pair.space)
             tuning = [runs.get((study, TUNE), []) for study in range(plan["studies"])]
             reruns = []
             for study, study_runs in enumerate(tuning):
-                best = best_of_study(spec, study_runs)
-                reruns.append([r for r in runs.get((study, SEED), [])
-                               if best is not None and r.hparams == best.hparams])
-            loaded.append(PairRecords(spec, pair.optimizer, {**plan, "space": json.loads(pair.space)}, tuning, reruns))
+                chosen = chosen_setting(spec, space, study_runs)
+                reruns.append([r for r in runs.get((study, SEED), []) if chosen is not None and r.hparams == chosen])
+            loaded.append(PairRecords(spec, pair.optimizer, {**plan, "space": space}, tuning, reruns))
         return loaded
 
 

@@ -141,6 +141,9 @@ def bench(
     optimizer_file: Annotated[Optional[list[Path]], typer.Option(
         help="A Python file defining OPTIMIZERS = {label: (factory, {'lr': (low, high)})}; repeatable.")] = None,
     rank_by: Annotated[str, typer.Option(help="steps (default; machine-independent) or time.")] = "steps",
+    lr_find: Annotated[bool, typer.Option(
+        "--lr-find", help="Centre each learning-rate search range on the LR range test's suggestion on the problem "
+                          "(same width).")] = False,
 ) -> None:
     """Tune and rerun every optimizer on every problem, then write the report. Re-run to resume."""
     _at_least_one(trials=trials, seeds=seeds, studies=studies, workers=workers)
@@ -168,7 +171,7 @@ def bench(
         optimizer_list += [untuned_label(name) for name in untuned_names]
         optimizer_list = list(dict.fromkeys(sources.candidate(name).label for name in optimizer_list))
         plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds,
-                          studies=studies or chosen_suite.studies, sampler=sampler)
+                          studies=studies or chosen_suite.studies, sampler=sampler, lr_find=lr_find)
     except ValueError as error:
         _fail(_option(str(error)))
     _check_writable(out, "--out")

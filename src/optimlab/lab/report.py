@@ -65,6 +65,8 @@ def meta_lines(results: Results) -> list[str]:
     if plan:
         lines.append(f"budget per (problem, optimizer): {plan.get('trials')} trials x {plan.get('studies', 1)} "
                      f"studies, then {plan.get('seeds')} seeds; sampler {plan.get('sampler', 'qmc')}")
+        if plan.get("lr_find"):
+            lines.append("learning-rate ranges centred on each optimizer's LR range test suggestion (--lr-find)")
         if any(o.untuned for p in results.problems.values() for o in p.optimizers.values()):
             lines.append(f"untuned (self-tuning track): no trials, the defaults run over the same {plan.get('seeds')} "
                          "seeds with the same step budget")

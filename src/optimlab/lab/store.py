@@ -419,11 +419,12 @@ def check_plan(stored: dict | None, plan: dict, extend: bool) -> bool:
     whether the reruns must be re-opened (more tuning points per study)."""
     if stored is None or stored == plan:
         return False
-    shown = lambda p: ", ".join(f"{k} {p.get(k)}" for k in ("trials", "seeds", "studies", "sampler", "sampler_seed"))
+    shown = lambda p: ", ".join([*(f"{k} {p.get(k)}" for k in ("trials", "seeds", "studies", "sampler", "sampler_seed")),
+                                 *(["lr_find"] if p.get("lr_find") else [])])
     if not extend:
         raise ValueError(f"store was made with {shown(stored)}, not {shown(plan)}; repeat its budget, "
                          f"or pass --extend to add to it, or use another --out")
-    fixed = [k for k in ("sampler", "sampler_seed") if stored.get(k) != plan.get(k)]
+    fixed = [k for k in ("sampler", "sampler_seed", "lr_find") if stored.get(k) != plan.get(k)]
     smaller = [k for k in ("trials", "seeds", "studies") if plan[k] < stored[k]]
     if fixed or smaller:
         raise ValueError(f"--extend can only add trials, seeds or studies to the store's {shown(stored)}, "

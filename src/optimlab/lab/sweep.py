@@ -27,6 +27,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from . import store
+from .lr_find import centred_space
 from .optimizers import Candidate
 from .problems import Problem
 from .runner import RunRecord, run
@@ -57,13 +58,15 @@ class Interrupted(BaseException):
 class Plan:
     """How much to run per (problem, optimizer): ``studies`` tuning studies of ``trials`` points
     from ``sampler`` (``qmc``: scrambled Halton; ``random``: uniform), then ``seeds`` reruns of
-    each study's best setting."""
+    each study's best setting. ``lr_find``: each learning-rate range is first centred on the LR
+    range test's suggestion on the problem (`lr_find.centred_space`, with study 0's tuning seed)."""
 
     trials: int
     seeds: int
     studies: int = 1
     sampler: str = "qmc"
     sampler_seed: int = 0
+    lr_find: bool = False
 
     def __post_init__(self):
         for name in ("trials", "seeds", "studies"):
@@ -72,13 +75,18 @@ class Plan:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not isinstance(self.lr_find, bool):
+            raise ValueError(f"lr_find must be True or False, got {self.lr_find!r}")
 
     @property
     def seed_values(self) -> tuple[int, ...]:
         return tuple(range(1, self.seeds + 1))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        plan = asdict(self)
+        if not self.lr_find:  # a store made before the option holds the same plan
+            del plan["lr_find"]
+        return plan
 
     def points(self, space, study: int) -> list[dict[str, float]]:
         """Study ``study``'s tuning points. Seeded by the sampler seed, the study and the search
@@ -102,8 +110,9 @@ class Plan:
         an untuned candidate: one study of no points, its defaults rerun over the same seeds
         (more studies would repeat the same runs)."""
         studies = 1 if candidate.untuned else self.studies
-        return store.PairBudget(problem.spec, candidate.label, [h.to_dict() for h in candidate.space],
-                                [self.points(candidate.space, s) for s in range(studies)],
+        space = centred_space(problem, candidate, TUNING_SEED) if self.lr_find else candidate.space
+        return store.PairBudget(problem.spec, candidate.label, [h.to_dict() for h in space],
+                                [self.points(space, s) for s in range(studies)],
                                 [TUNING_SEED + s for s in range(studies)], self.seed_values)
 
 

@@ -54,9 +54,13 @@ adamax              lr=0.05, 2000, 1e-3                         lr=0.02, 5500, 1
 nadam               lr=0.02, 2400, 1e-3                         lr=0.01, 7000, 1e-2
 radam               lr=0.05, 2800, 1e-3                         lr=5e-3, 11000, 1e-2
 adabelief           lr=0.1, 270, 1e-3                           lr=0.01, 4350, 1e-2
+adopt               lr=0.1, 2170, 1e-3                          lr=0.1, 13670, 1e-2
+ademamix            lr=0.05 beta3=0.99, 760, 1e-3               lr=0.02, 11400, 1e-2
+mars                lr=0.05*0.995^t, 310, 1e-3                  lr=0.02, 410, 1e-2
 lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t, 2500, 1e-2
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
+soap (1-D precond.) lr=0.05*0.99^t wd=0, 490, 1e-3              lr=0.02 wd=0, 550, 1e-2
 swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
 schedulefree_sgd    lr=0.015, 3850, 1e-3                        lr=3e-3 r=1 warmup=100, 13800, 1e-2
 schedulefree_adamw  lr=0.05, 2900, 1e-3                         lr=0.02, 9900, 1e-2
@@ -345,6 +349,56 @@ CASES: list[Case] = [
         rosenbrock=({"lr": 0.01}, 4350, 1e-2),
     ),
     Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        "adopt", optimlab.ADOPT, ref.adopt,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.01},
+            {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True, "clip_lambda": None, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [
+            ({"clip_lambda": 1.0}, r"clip_lambda must be None or a callable from the step to a bound, got 1.0"),
+        ],
+        quadratic=({"lr": 0.1}, 2170, 1e-3),
+        rosenbrock=({"lr": 0.1}, 13670, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        "ademamix", optimlab.AdEMAMix, ref.ademamix,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.8, 0.99, 0.999), "alpha": 2.0, "t_alpha_beta3": 50, "eps": 1e-6,
+             "weight_decay": 0.01, "decoupled_weight_decay": False},
+            {"lr": 0.01, "t_alpha_beta3": 1000, "weight_decay": 0.05, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [
+            EPS_ZERO, EPS_INF,
+            ({"betas": (0.9, 0.999)}, r"betas must be a triple \(beta1, beta2, beta3\), got \(0.9, 0.999\)"),
+            ({"betas": (0.9, 0.999, 1.0)}, r"betas\[2\] must be in \[0, 1\), got 1.0"),
+            ({"alpha": -1.0}, r"alpha must be >= 0, got -1.0"),
+            ({"t_alpha_beta3": 0}, r"t_alpha_beta3 must be > 0, got 0"),
+        ],
+        # The slow EMA (beta3 = 0.9999) keeps pushing past the quadratic's minimum for ~10k
+        # steps; with beta3 = 0.99 it settles.
+        quadratic=({"lr": 0.05, "betas": (0.9, 0.999, 0.99)}, 760, 1e-3),
+        rosenbrock=({"lr": 0.02}, 11400, 1e-2),
+    ),
+    Case(
+        # No torch.optim twin: tests/test_adopt_ademamix_mars.py compares it with pytorch-optimizer's.
+        # c_t stays under norm 1 on the MLP; it is clipped on test_reference's noisy quadratic
+        # and in the comparison with pytorch-optimizer's (a scaled loss).
+        "mars", optimlab.MARS, ref.mars,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "betas": (0.9, 0.99), "gamma": 0.1, "eps": 1e-6, "weight_decay": 0.01},
+            {"lr": 0.01, "gamma": 0.0, "maximize": True},
+        ],
+        errors=ADAM_ERRORS + [({"gamma": -0.1}, r"gamma must be >= 0, got -0.1")],
+        # Adam-like steps of about lr around the minimum: the quadratic settles as lr decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.995)}, 310, 1e-3),
+        rosenbrock=({"lr": 0.02}, 410, 1e-2),
+    ),
+    Case(
         "lion", optimlab.Lion, ref.lion,
         samples=[{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1},
                  {"lr": 0.01, "maximize": True}],
@@ -410,6 +464,32 @@ CASES: list[Case] = [
         # rate, which caps the relative step, decays.
         quadratic=({"lr": optimlab.schedules.exponential_decay(1.0, 0.99)}, 450, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.03, 0.9995)}, 6450, 1e-2),
+    ),
+    Case(
+        # test_reference's (2, 3) is preconditioned on both sides (its 3 x 3 R has rank 2 at
+        # the first step: its null space, one vector, is unique up to a sign, which the step
+        # does not depend on), its (4,) is Adam's. With precondition_1d the (4,)'s L has rank 1
+        # at the first step, and the basis of its 3-D null space (which the steps depend on) is
+        # LAPACK's choice, NumPy's unlike torch's: test_soap checks that option on a 2-vector
+        # against the formula, and everything against pytorch-optimizer's SOAP.
+        "soap", optimlab.SOAP, ref.soap,
+        samples=[
+            {"lr": 0.01},
+            {"lr": 0.01, "precondition_frequency": 3, "weight_decay": 0.05, "shampoo_beta": 0.8},
+            {"lr": 0.01, "betas": (0.9, 0.99), "max_precondition_dim": 2, "eps": 1e-6},
+            {"lr": 0.01, "precondition_frequency": 2, "maximize": True},
+        ],
+        errors=COMMON_ERRORS + [EPS_ZERO, EPS_INF, BETA1_ONE, BETA2_BIG, BETAS_SHAPE,
+                                ({"shampoo_beta": 1.0}, r"shampoo_beta must be in \[0, 1\), got 1.0"),
+                                ({"precondition_frequency": 0}, r"precondition_frequency must be an integer >= 1, got 0"),
+                                ({"max_precondition_dim": 2.5}, r"max_precondition_dim must be an integer >= 1, got 2.5"),
+                                ({"precondition_1d": 1}, r"precondition_1d must be True or False, got 1")],
+        fused=False, supports_complex=False,
+        # The coordinates as one preconditioned vector: a full-matrix basis for the quadratic.
+        # beta2 = 0.95 remembers ~20 gradients, so the steps hover until the learning rate decays.
+        quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99), "weight_decay": 0.0,
+                    "precondition_1d": True}, 490, 1e-3),
+        rosenbrock=({"lr": 0.02, "weight_decay": 0.0, "precondition_1d": True}, 550, 1e-2),
     ),
     Case(
         # eps=1e-4 switches to SGD at step 2-10 on test_reference's noisy quadratic (the

@@ -4,10 +4,11 @@
 Each reference steps one parameter: ``x = step(x, g, state, t, hp)`` with ``g`` the raw
 gradient of the objective at ``x``, ``state`` a dict the function fills on its first call,
 ``t`` the 1-based step and ``hp`` every hyperparameter (constructor defaults, the name's
-preset and the sample). All but Muon (a matrix operation) and Adafactor (row and column
-means, RMS norms) are elementwise. Prodigy and D-Adaptation, whose step size is a sum over the
-param group, step the group's parameters together: ``xs = step(xs, gs, state, t, hp)``.
-Schedule-Free returns the train-mode point y and keeps the point to evaluate in ``state["x"]``.
+preset and the sample). All but Muon and SOAP (matrix operations), Adafactor (row and
+column means, RMS norms) and MARS (the norm of its corrected gradient) are elementwise.
+Prodigy and D-Adaptation, whose step size is a sum over the param group, step the group's
+parameters together: ``xs = step(xs, gs, state, t, hp)``. Schedule-Free returns the
+train-mode point y and keeps the point to evaluate in ``state["x"]``.
 """
 
 from __future__ import annotations
@@ -175,6 +176,62 @@ def adabelief(x, g, state, t, hp):
     return x - hp["lr"] * m_hat / (np.sqrt(s_hat) + hp["eps"])
 
 
+def adopt(x, g, state, t, hp):
+    """Taniguchi et al. 2024, Algorithm 2 (clipped), the paper's step s = t - 1: v_0 = g_0^2;
+    m_s = b1 m + (1 - b1) clip(g_s / max(sqrt(v_{s-1}), eps), s^(1/4)), x -= lr m_s,
+    v_s = b2 v + (1 - b2) g_s^2; L2 or decoupled weight decay (every step)."""
+    x, decoupled = _decoupled(x, hp)
+    g = _grad(x, g, hp, coupled=not decoupled)
+    b1, b2 = hp["betas"]
+    if t == 1:
+        state["m"], state["v"] = np.zeros_like(x), g * g
+        return x
+    normed = g / np.maximum(np.sqrt(state["v"]), hp["eps"])
+    if hp["clip_lambda"] is not None:
+        bound = hp["clip_lambda"](t - 1)
+        normed = np.clip(normed, -bound, bound)
+    state["m"] = b1 * state["m"] + (1 - b1) * normed
+    state["v"] = b2 * state["v"] + (1 - b2) * g * g
+    return x - hp["lr"] * state["m"]
+
+
+def ademamix(x, g, state, t, hp):
+    """Pagliardini et al. 2024, Algorithm 1: m1 = EMA_b1(g), m2 = EMA_b3(t)(g), v = EMA_b2(g^2),
+    x -= lr (m1 / (1 - b1^t) + alpha(t) m2) / (sqrt(v / (1 - b2^t)) + eps) (+ decoupled decay);
+    with T = t_alpha_beta3: alpha(t) = min(t alpha / T, alpha),
+    b3(t) = min(exp(ln b1 ln b3 / ((1 - t/T) ln b3 + (t/T) ln b1)), b3)."""
+    x, decoupled = _decoupled(x, hp, default=True)
+    g = _grad(x, g, hp, coupled=not decoupled)
+    b1, b2, b3 = hp["betas"]
+    alpha, warmup = hp["alpha"], hp["t_alpha_beta3"]
+    if warmup is not None:
+        alpha = min(t * alpha / warmup, alpha)
+        b3 = min(np.exp(np.log(b1) * np.log(b3) / ((1 - t / warmup) * np.log(b3) + t / warmup * np.log(b1))), b3)
+    state["m1"] = b1 * state.get("m1", np.zeros_like(x)) + (1 - b1) * g
+    state["m2"] = b3 * state.get("m2", np.zeros_like(x)) + (1 - b3) * g
+    state["v"] = b2 * state.get("v", np.zeros_like(x)) + (1 - b2) * g * g
+    denom = np.sqrt(state["v"] / (1 - b2**t)) + hp["eps"]
+    return x - hp["lr"] * (state["m1"] / (1 - b1**t) + alpha * state["m2"]) / denom
+
+
+def mars(x, g, state, t, hp):
+    """Yuan et al. 2024, MARS-AdamW (approximate: g_{t-1} for grad f(x_{t-1}, xi_t), g_0 = 0):
+    c = g + gamma b1 / (1 - b1) (g - g_{t-1}), c /= ||c|| if ||c|| > 1 (the tensor x),
+    m = EMA_b1(c), v = EMA_b2(c^2), x -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),
+    decoupled weight decay."""
+    x, _ = _decoupled(x, {**hp, "decoupled_weight_decay": True})
+    g = -g if hp["maximize"] else g
+    b1, b2 = hp["betas"]
+    c = g + hp["gamma"] * b1 / (1 - b1) * (g - state.get("g", np.zeros_like(x)))
+    norm = np.linalg.norm(c)
+    if norm > 1:
+        c = c / norm
+    state["g"] = g
+    state["m"] = b1 * state.get("m", np.zeros_like(x)) + (1 - b1) * c
+    state["v"] = b2 * state.get("v", np.zeros_like(x)) + (1 - b2) * c * c
+    return x - hp["lr"] * (state["m"] / (1 - b1**t)) / (np.sqrt(state["v"] / (1 - b2**t)) + hp["eps"])
+
+
 def lion(x, g, state, t, hp):
     """Chen et al. 2023, Algorithm 2: c = b1 m + (1 - b1) g, x -= lr (sign(c) + wd x),
     m = b2 m + (1 - b2) g."""
@@ -212,6 +269,60 @@ def muon(x, g, state, t, hp):
     m, n = x.shape
     scale = 0.2 * np.sqrt(max(m, n)) if hp["adjust_lr_fn"] == "match_rms_adamw" else np.sqrt(max(1, m / n))
     return x * (1 - hp["lr"] * hp["weight_decay"]) - hp["lr"] * scale * _newton_schulz(u, hp)
+
+
+def soap(x, g, state, t, hp):
+    """SOAP (Vyas et al. 2024, Algorithm 3) for one parameter, with AdamW's decoupled decay:
+    L, R = EMAs (shampoo_beta, default beta2) of G G^T, G^T G; at t = 1 their eigenbases
+    (decreasing eigenvalues) and no step but the decay; then with k = t - 1, M = EMA_beta1(G),
+    V = EMA_beta2((Q_L^T G Q_R)^2), x <- x (1 - lr wd) - lr sqrt(1-beta2^k)/(1-beta1^k)
+    Q_L [Q_L^T M Q_R / (sqrt(V) + eps)] Q_R^T; after the step L, R take G, and every
+    precondition_frequency steps Q <- qr(S Q) with Q's columns sorted by diag(Q^T S Q)
+    (decreasing) and V's rows/columns permuted alike. Sides longer than
+    max_precondition_dim are the identity; a vector is a column (one side, if precondition_1d)."""
+    g = _grad(x, g, hp, coupled=False)
+    shape = x.shape
+    G = g.reshape(-1, 1) if x.ndim <= 1 else g.reshape(shape[0], -1)
+    beta1, beta2 = hp["betas"]
+    weight = 1 - (beta2 if hp["shampoo_beta"] is None else hp["shampoo_beta"])
+    if t == 1:
+        rows, columns = G.shape
+        sides = [rows if x.ndim >= 2 or hp["precondition_1d"] else None, columns if x.ndim >= 2 else None]
+        sides = [n if n is not None and n <= hp["max_precondition_dim"] else None for n in sides]
+        state["S"] = [None if n is None else np.zeros((n, n)) for n in sides]
+        state["M"], state["V"] = np.zeros_like(G), np.zeros_like(G)
+
+    def gather():
+        for i, outer in enumerate((G @ G.T, G.T @ G)):
+            if state["S"][i] is not None:
+                state["S"][i] = state["S"][i] + weight * (outer - state["S"][i])
+
+    def project(a, back=False):
+        left, right = state["Q"]
+        if left is not None:
+            a = (left if back else left.T) @ a
+        if right is not None:
+            a = a @ (right.T if back else right)
+        return a
+
+    if t == 1:
+        gather()
+        state["Q"] = [None if s is None else np.linalg.eigh(s)[1][:, ::-1] for s in state["S"]]
+        return x * (1 - hp["lr"] * hp["weight_decay"])
+    k = t - 1
+    state["M"] = beta1 * state["M"] + (1 - beta1) * G
+    state["V"] = beta2 * state["V"] + (1 - beta2) * project(G) ** 2
+    direction = project(project(state["M"]) / (np.sqrt(state["V"]) + hp["eps"]), back=True)
+    step_size = hp["lr"] * np.sqrt(1 - beta2**k) / (1 - beta1**k)
+    x = x * (1 - hp["lr"] * hp["weight_decay"]) - step_size * direction.reshape(shape)
+    gather()
+    if k % hp["precondition_frequency"] == 0:
+        for i, (s, q) in enumerate(zip(state["S"], state["Q"])):
+            if s is not None:
+                order = np.argsort(-np.diag(q.T @ s @ q), kind="stable")
+                state["V"] = np.take(state["V"], order, axis=i)
+                state["Q"][i] = np.linalg.qr((s @ q)[:, order])[0]
+    return x
 
 
 def _rms(a):

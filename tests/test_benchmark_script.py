@@ -38,3 +38,17 @@ def test_step_speed_script_reports_every_column(tmp_path):
     assert results[4]["bytes_moved"] == 1_000_000 * 2 * 8
     table = out_md.read_text().splitlines()
     assert len([line for line in table if line.startswith("| (c)")]) == 5
+
+
+def test_matrix_speed_script_times_optimlab_beside_its_rivals(tmp_path):
+    out_json, out_md = tmp_path / "matrix.json", tmp_path / "matrix.md"
+    subprocess.run(
+        [sys.executable, str(SCRIPT.with_name("matrix_speed.py")), "--models", "mlp", "--algos", "muon",
+         "--steps", "2", "--warmup", "1", "--json", str(out_json), "--markdown", str(out_md)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    [row] = json.loads(out_json.read_text())["results"]
+    assert row["model"] == "mlp" and row["matrices"] == 3 and row["elements"] == 128 * 40 + 128 * 128 + 10 * 128
+    assert {"optimlab", "torch", "heavyball"} <= set(row["median_s"]) and set(row["ratio"]) == set(row["median_s"]) - {"optimlab"}
+    assert all(t > 0 for t in row["median_s"].values()) and all(r > 0 for r in row["ratio"].values())
+    assert any(line.startswith("| mlp (3 matrices) | muon |") for line in out_md.read_text().splitlines())

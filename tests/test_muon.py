@@ -181,3 +181,62 @@ def test_partition_rejects_an_unknown_label():
         optimizer.step()
     assert all(torch.equal(a, b) for a, b in zip(params_of(model), before))
     assert not any(optimizer.state.values())
+
+
+def _transformer_and_conv_parameters():
+    """Same-shaped matrices (three 8x5, two 5x8: batched), a lone 4x4, a conv's 6x3x3x3
+    filters (a 6x27 matrix) and a bias (AdamW's)."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(8, 5), (5, 8), (8, 5), (4, 4), (5, 8), (8, 5), (6, 3, 3, 3), (6,)]
+    return [torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=torch.float64)) for shape in shapes]
+
+
+def test_muon_batches_same_shaped_matrices_and_flattens_conv_filters_as_the_numpy_formula():
+    """`MuonWithAdamW` steps every matrix (a conv's filters as out x in*kh*kw) as the float64
+    NumPy formula does one matrix at a time, though same-shaped ones run as one batch."""
+    from reference_numpy import muon as muon_reference
+
+    params = _transformer_and_conv_parameters()
+    hp = {"lr": 0.02, "weight_decay": 0.1, "momentum": 0.95, "nesterov": True, "adjust_lr_fn": None,
+          "ns_coefficients": optimlab.transforms.muon.NS_COEFFICIENTS, "ns_steps": 5, "eps": 1e-7,
+          "maximize": False}
+    optimizer = optimlab.MuonWithAdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"], ns_dtype=torch.float64)
+    expected = [p.detach().reshape(p.size(0), -1).numpy().copy() for p in params[:-1]]
+    states = [{} for _ in expected]
+    generator = torch.Generator().manual_seed(1)
+    for step in range(1, 21):
+        grads = [torch.randn(p.shape, generator=generator, dtype=torch.float64) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+        expected = [muon_reference(x, g.reshape(g.size(0), -1).numpy(), state, step, hp)
+                    for x, g, state in zip(expected, grads, states)]
+    for p, x in zip(params[:-1], expected):
+        got = p.detach().reshape(p.size(0), -1).numpy()
+        assert abs(got - x).max() <= 1e-12 * abs(x).max(), tuple(p.shape)
+    assert set(optimizer.state[params[6]]) == {"step", "ema"}  # the conv's filters went to Muon
+
+
+def test_muon_class_keeps_torchs_two_dimensional_contract_and_a_lone_matrix_keeps_torchs_bits():
+    with pytest.raises(ValueError, match=r"params: Muon takes 2-D parameters only, got one of shape \(6, 3, 3, 3\)"):
+        optimlab.Muon([torch.nn.Parameter(torch.zeros(6, 3, 3, 3))])
+    vector = torch.nn.Parameter(torch.zeros(6))
+    vector.grad = torch.ones(6)
+    with pytest.raises(ValueError, match=r"Muon takes 2-D parameters or more .*got one of shape \(6,\)"):
+        optimlab.Optimizer([vector], optimlab.muon()).step()  # the chain checks its state's parameters
+    # Two same-shaped matrices in one optimizer (a batch) and each alone (torch's operations, in
+    # bfloat16): the batch is within bfloat16 rounding of the single ones, which are torch's.
+    generator = torch.Generator().manual_seed(2)
+    start = [torch.randn(8, 5, generator=generator) for _ in range(2)]
+    grads = [torch.randn(8, 5, generator=generator) for _ in range(2)]
+    together = [torch.nn.Parameter(s.clone()) for s in start]
+    alone = [torch.nn.Parameter(s.clone()) for s in start]
+    twins = [torch.nn.Parameter(s.clone()) for s in start]
+    optimizers = [optimlab.Muon(together, lr=0.02), *(optimlab.Muon([p], lr=0.02) for p in alone),
+                  *(torch.optim.Muon([p], lr=0.02) for p in twins)]
+    for p, g in zip([*together, *alone, *twins], grads * 3):
+        p.grad = g.clone()
+    for optimizer in optimizers:
+        optimizer.step()
+    assert all(torch.allclose(a, t, rtol=1e-14, atol=0) for a, t in zip(alone, twins))
+    assert all(torch.allclose(b, a, rtol=0, atol=2e-2 * 0.02) for b, a in zip(together, alone))

@@ -50,8 +50,12 @@ from .transforms import (
     trace,
 )
 from .transforms.adabelief import scale_by_belief
+from .transforms.ademamix import scale_by_ademamix
+from .transforms.adopt import fourth_root, scale_by_adopt
+from .transforms.mars import scale_by_mars
 from .transforms.adafactor import EPS as ADAFACTOR_EPS, check_real
 from .transforms.muon import NS_COEFFICIENTS, check_matrices
+from .transforms.soap import scale_by_soap
 from .transforms.swats import scale_by_swats
 from .transforms.prodigy import scale_by_prodigy
 from .transforms.dadapt_adam import scale_by_dadapt_adam
@@ -294,6 +298,69 @@ def adabelief(lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, decouple
     return _with_weight_decay(scale_by_belief(betas, eps), lr, weight_decay, decoupled_weight_decay, maximize)
 
 
+def adopt(lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0, decoupled_weight_decay=False,
+          clip_lambda=fourth_root, maximize=False) -> chain:
+    r"""ADOPT (Taniguchi et al. 2024): the gradient normalized by the previous second
+    moment, clipped, then averaged (`scale_by_adopt` has the math)::
+
+        g <- g + weight_decay * p             (L2; decoupled_weight_decay: p <- p - lr * weight_decay * p)
+        t = 1:  v <- g^2, no step
+        m <- beta1 * m + (1 - beta1) * clip(g / max(sqrt(v), eps), clip_lambda(t - 1))
+        p <- p - lr * m
+        v <- beta2 * v + (1 - beta2) * g^2
+
+    torch.optim has no ADOPT: the arguments and defaults are the authors' (and
+    pytorch-optimizer's) under torch's names, ``lr=1e-3``, ``betas=(0.9, 0.9999)``,
+    ``eps=1e-6``, ``weight_decay=0``, ``decoupled_weight_decay=False`` (their
+    ``decouple``/``weight_decouple``), ``clip_lambda=fourth_root`` (``t ** 0.25`` of the
+    paper's step ``t``, one less than ours; None: no clipping), ``maximize=False``. Chain:
+    `maximize`, [`add_decayed_weights`], `scale_by_adopt`, [`add_decayed_weights`],
+    `scale_by_learning_rate`.
+    """
+    return _with_weight_decay(scale_by_adopt(betas, eps, clip_lambda), lr, weight_decay, decoupled_weight_decay,
+                              maximize)
+
+
+def ademamix(lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=5.0, t_alpha_beta3=None, eps=1e-8, weight_decay=0.0,
+             decoupled_weight_decay=True, maximize=False) -> chain:
+    r"""AdEMAMix (Pagliardini et al. 2024): Adam plus a slow, alpha-weighted EMA of the
+    gradient (`scale_by_ademamix` has the math and the warm-ups)::
+
+        m1 <- beta1 * m1 + (1 - beta1) * g,   m2 <- beta3_t * m2 + (1 - beta3_t) * g
+        v <- beta2 * v + (1 - beta2) * g^2
+        p <- p - lr * weight_decay * p - lr * (m1 / (1 - beta1^t) + alpha_t * m2) / (sqrt(v / (1 - beta2^t)) + eps)
+
+    (the decay line with ``decoupled_weight_decay=True``, the default, as in the paper;
+    False: L2). torch.optim has no AdEMAMix: the arguments and defaults are
+    pytorch-optimizer's, ``lr=1e-3``, ``betas=(0.9, 0.999, 0.9999)`` (beta1, beta2,
+    beta3), ``alpha=5.0``, ``t_alpha_beta3=None`` (the warm-up length of alpha and beta3;
+    None: none), ``eps=1e-8``, ``weight_decay=0``, ``maximize=False``; but
+    ``decoupled_weight_decay=True`` (theirs: ``weight_decouple=False``). Chain: `maximize`,
+    [`add_decayed_weights`], `scale_by_ademamix`, [`add_decayed_weights`],
+    `scale_by_learning_rate`.
+    """
+    return _with_weight_decay(scale_by_ademamix(betas, alpha, t_alpha_beta3, eps), lr, weight_decay,
+                              decoupled_weight_decay, maximize)
+
+
+def mars(lr=3e-3, betas=(0.95, 0.99), gamma=0.025, eps=1e-8, weight_decay=0.0, maximize=False) -> chain:
+    r"""MARS-AdamW (Yuan et al. 2024), approximate form: AdamW on a variance-reduced
+    gradient, clipped to norm 1 per tensor (`scale_by_mars` has the math)::
+
+        c <- g + gamma * beta1 / (1 - beta1) * (g - g_prev),   c <- c / max(1, ||c||_2)  (per tensor)
+        m <- beta1 * m + (1 - beta1) * c,   v <- beta2 * v + (1 - beta2) * c^2
+        p <- p - lr * weight_decay * p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+
+    torch.optim has no MARS: the arguments and defaults are the authors' (and
+    pytorch-optimizer's), ``lr=3e-3``, ``betas=(0.95, 0.99)``, ``gamma=0.025``,
+    ``eps=1e-8``, ``weight_decay=0`` (decoupled), ``maximize=False``. Every parameter is
+    stepped by MARS (their ``optimize_1d=True``; their default steps vectors with AdamW:
+    `partition` does that). Chain: `maximize`, `scale_by_mars`, `add_decayed_weights`,
+    `scale_by_learning_rate`.
+    """
+    return _with_weight_decay(scale_by_mars(betas, gamma, eps), lr, weight_decay, True, maximize)
+
+
 def adafactor(lr=1e-2, beta2_decay=-0.8, eps=ADAFACTOR_EPS, d=1.0, weight_decay=0.0, maximize=False) -> chain:
     r"""Adafactor: factored second moments, update clipping and a step size relative to the
     parameters' scale, with decoupled weight decay (Shazeer & Stern 2018; torch.optim.Adafactor's
@@ -343,14 +410,16 @@ def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficient
 
 
 def muon_or_adamw(param) -> str:
-    """Muon for matrices, AdamW for the rest (biases, norms' scales, ...)."""
-    return "muon" if param.ndim == 2 else "adamw"
+    """Muon for matrices and convolution filters (flattened), AdamW for the rest (biases,
+    norms' scales, ...)."""
+    return "muon" if param.ndim >= 2 else "adamw"
 
 
 def muon_with_adamw(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=NS_COEFFICIENTS,
                     eps=1e-7, ns_steps=5, adjust_lr_fn=None, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, maximize=False,
                     ns_dtype=torch.bfloat16) -> partition:
-    r"""Muon (see `muon`) for the 2-D parameters and AdamW (see `adamw`) for the others,
+    r"""Muon (see `muon`) for the parameters of 2 or more dimensions (a convolution's
+    filters as ``out x in*kh*kw`` matrices) and AdamW (see `adamw`) for the others,
     with one learning rate and weight decay (``adjust_lr_fn="match_rms_adamw"`` makes one
     learning rate fit both). Arguments: `muon`'s, and AdamW's ``adamw_betas=(0.9, 0.999)``
     and ``adamw_eps=1e-8``, the group keys ``"adamw.betas"`` and ``"adamw.eps"``. A
@@ -501,6 +570,35 @@ class AdaBelief(Optimizer):
         super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
+@alias(adopt)
+class ADOPT(Optimizer):
+    __doc__ = adopt.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0, decoupled_weight_decay=False,
+                 clip_lambda=fourth_root, *, maximize=False, foreach=None, fused=None):
+        transform = adopt(lr, betas, eps, weight_decay, decoupled_weight_decay, clip_lambda, maximize)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+@alias(ademamix)
+class AdEMAMix(Optimizer):
+    __doc__ = ademamix.__doc__
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=5.0, t_alpha_beta3=None, eps=1e-8,
+                 weight_decay=0, decoupled_weight_decay=True, *, maximize=False, foreach=None, fused=None):
+        transform = ademamix(lr, betas, alpha, t_alpha_beta3, eps, weight_decay, decoupled_weight_decay, maximize)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+@alias(mars)
+class MARS(Optimizer):
+    __doc__ = mars.__doc__
+
+    def __init__(self, params, lr=3e-3, betas=(0.95, 0.99), gamma=0.025, eps=1e-8, weight_decay=0, *,
+                 maximize=False, foreach=None, fused=None):
+        super().__init__(params, mars(lr, betas, gamma, eps, weight_decay, maximize), foreach=foreach, fused=fused)
+
+
 def _tensors_of(param_group) -> list:
     """The tensors of a param group, checked before `add_param_group` changes anything (a
     generator of them, which can be read once only, is stored in the group as a list)."""
@@ -563,6 +661,42 @@ class MuonWithAdamW(Optimizer):
                  fused=None):
         transform = muon_with_adamw(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
                                     adjust_lr_fn, adamw_betas, adamw_eps, maximize, ns_dtype)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
+
+
+def soap(lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, eps=1e-8, weight_decay=0.01, precondition_frequency=10,
+         max_precondition_dim=10000, precondition_1d=False, maximize=False) -> chain:
+    r"""SOAP (Vyas et al. 2024): Adam in the eigenbasis of Shampoo's preconditioner, with
+    decoupled weight decay (`scale_by_soap` has the math)::
+
+        L <- shampoo_beta L + (1 - shampoo_beta) G G^T,  R <- ... G^T G,  Q_L, Q_R their eigenbases
+        M <- beta1 M + (1 - beta1) G,  V <- beta2 V + (1 - beta2) (Q_L^T G Q_R)^2
+        p <- p - lr * weight_decay * p
+               - lr * sqrt(1 - beta2^k) / (1 - beta1^k) * Q_L [(Q_L^T M Q_R) / (sqrt(V) + eps)] Q_R^T
+
+    with k = t - 1: the first step only gathers L and R. Every ``precondition_frequency``
+    steps Q_L, Q_R are refreshed by a power iteration and QR.
+    Arguments (the authors' and pytorch-optimizer's defaults): ``lr=3e-3``,
+    ``betas=(0.95, 0.95)``, ``shampoo_beta=None`` (beta2), ``eps=1e-8``,
+    ``weight_decay=0.01``, ``precondition_frequency=10``, ``max_precondition_dim=10000``
+    (a longer side keeps the identity), ``precondition_1d=False`` (vectors get plain
+    Adam), ``maximize=False``. Chain: `maximize`, `scale_by_soap`, `add_decayed_weights`,
+    `scale_by_learning_rate`.
+    """
+    preconditioner = scale_by_soap(betas, shampoo_beta, eps, precondition_frequency, max_precondition_dim,
+                                   precondition_1d)
+    return _with_weight_decay(preconditioner, lr, weight_decay, True, maximize)
+
+
+@alias(soap)
+class SOAP(Optimizer):
+    __doc__ = soap.__doc__
+
+    def __init__(self, params, lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, eps=1e-8, weight_decay=0.01,
+                 precondition_frequency=10, max_precondition_dim=10000, precondition_1d=False, *, maximize=False,
+                 foreach=None, fused=None):
+        transform = soap(lr, betas, shampoo_beta, eps, weight_decay, precondition_frequency, max_precondition_dim,
+                         precondition_1d, maximize)
         super().__init__(params, transform, foreach=foreach, fused=fused)
 
 

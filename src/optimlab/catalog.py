@@ -92,6 +92,12 @@ CATALOG: dict[str, Entry] = {
     "radam": Entry("RAdam", "RAdam: Adam with a rectified warm-up of the adaptive step", ADAPTIVE, 1e-3),
     "adabelief": Entry("AdaBelief", "AdaBelief: Adam scaled by the gradient's deviation from its EMA",
                        ADAPTIVE, 1e-3),
+    "adopt": Entry("ADOPT", "ADOPT: the gradient normalized by the previous second moment, clipped, then averaged",
+                   ADAPTIVE, 1e-3),
+    "ademamix": Entry("AdEMAMix", "AdEMAMix: Adam plus a slow EMA of the gradient, mixed in with weight alpha",
+                      ADAPTIVE, 1e-3),
+    "mars": Entry("MARS", "MARS-AdamW: AdamW on a variance-reduced gradient, clipped to norm 1 per tensor",
+                  ADAPTIVE, 3e-3),
     # Unit-size sign steps: 3-10x smaller than Adam's (Chen et al. 2023).
     "lion": Entry("Lion", "Lion: sign of interpolated momentum, decoupled decay", lr_range(1e-6, 0.1), 3e-4),
     # lr caps Adafactor's relative step, a fraction of each tensor's RMS per step (0.01 in the paper).
@@ -100,6 +106,7 @@ CATALOG: dict[str, Entry] = {
     # One lr for Muon's orthogonalized steps (~0.02 in Jordan et al.) and AdamW's (the non-matrices).
     "muon": Entry("MuonWithAdamW", "Muon: orthogonalized momentum for 2-D weights, AdamW for the rest",
                   lr_range(1e-4, 1.0), 0.02),
+    "soap": Entry("SOAP", "SOAP: Adam in the eigenbasis of Shampoo's two-sided preconditioner", ADAPTIVE, 3e-3),
     # lr is the Adam phase's; the SGD phase's is estimated.
     "swats": Entry("SWATS", "SWATS: Adam that switches to SGD with momentum at a learning rate it estimates",
                    ADAPTIVE, 1e-3),

@@ -54,6 +54,11 @@ def boolean(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
+def positive_integer(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def learning_rate(name: str, value: Any) -> None:
     """A number >= 0, or a schedule: a callable from step to learning rate."""
     if callable(value) and not isinstance(value, torch.Tensor):

@@ -63,8 +63,10 @@ def list_command() -> None:
         problems.add_row(name, spec.description, target, str(spec.steps))
     suites = Table("suite", "problems", title="Suites")
     for name, suite in SUITES.items():
+        optimizers = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
         untuned = f"; untuned: {', '.join(suite.untuned)}" if suite.untuned else ""
-        suites.add_row(name, f"{', '.join(suite.problems)} ({suite.trials} trials, {suite.seeds} seeds{untuned})")
+        suites.add_row(name, f"{', '.join(suite.problems)} ({optimizers}, {suite.trials} trials, {suite.seeds} seeds"
+                             f"{untuned})")
     for table in (optimizers, problems, suites):
         console.print(table)
 
@@ -162,8 +164,11 @@ def bench(
         problem_names = _names(problems) or user_problems or list(chosen_suite.problems)
         for name in problem_names:
             sources.problem(name)
-        optimizer_list = _names(optimizers) or [*sources.user_candidates(), *optimizer_names()]
-        untuned_names = (list(chosen_suite.untuned) if untuned is None and not optimizers
+        # A suite's own optimizers and untuned track go with its problems; named problems get every optimizer.
+        from_suite = not (problems or user_problems)
+        suite_optimizers = chosen_suite.optimizers if from_suite else None
+        optimizer_list = _names(optimizers) or [*sources.user_candidates(), *(suite_optimizers or optimizer_names())]
+        untuned_names = (list(chosen_suite.untuned) if untuned is None and from_suite and not optimizers
                          else [n for n in _names(untuned) if n.lower() != "none"])
         for name in untuned_names:
             if name.lower() not in optimizer_names():

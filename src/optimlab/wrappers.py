@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from . import checks
-from .transforms.wrapping import positive_integer
 
 
 class Lookahead(torch.optim.Optimizer):
@@ -23,7 +22,7 @@ class Lookahead(torch.optim.Optimizer):
     def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {optimizer!r}")
-        positive_integer("k", k)
+        checks.positive_integer("k", k)
         checks.unit_interval("alpha", alpha)
         self.optimizer, self.k, self.alpha = optimizer, k, alpha
         self.defaults = optimizer.defaults

@@ -123,6 +123,20 @@ def test_help_and_version_import_no_torch_sqlalchemy_or_matplotlib():
     assert output.splitlines() == [f"optimlab {optimlab.__version__}", "[]"]
 
 
+def test_list_shows_every_optimizer_and_problem_without_importing_torch():
+    code = ("import sys; from typer.testing import CliRunner; from optimlab.cli import app; "
+            "result = CliRunner().invoke(app, ['list'], terminal_width=200); assert result.exit_code == 0; "
+            "print(sorted(m for m in ('torch', 'sqlalchemy', 'matplotlib', 'optuna', 'numpy') if m in sys.modules)); "
+            "print(result.output)")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    import optimlab
+    from optimlab.lab.problems import PROBLEMS
+
+    assert output.splitlines()[0] == "[]"
+    listed = {line.split("│")[1].strip() for line in output.splitlines()[1:] if line.count("│") >= 3}
+    assert set(optimlab.optimizers()) | set(PROBLEMS) <= listed
+
+
 def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_the_old_report_whole(tmp_path, monkeypatch):
     import errno
 

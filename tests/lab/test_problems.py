@@ -77,3 +77,32 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="quick"):
         get_suite("fast")
     assert set(SUITES["quick"].problems) <= set(PROBLEMS)
+
+
+def test_suites_name_catalog_optimizers():
+    from optimlab.catalog import CATALOG
+
+    for suite in SUITES.values():
+        assert suite.optimizers is None or set(suite.optimizers) <= set(CATALOG)
+    assert SUITES["full"].optimizers is None  # every optimizer
+
+
+def test_bench_takes_the_suites_optimizers_and_every_optimizer_for_named_problems(tmp_path, monkeypatch):
+    """What `optimlab bench` would sweep, captured where it resolves the pairs."""
+    from typer.testing import CliRunner
+
+    from optimlab import cli
+    from optimlab.catalog import CATALOG
+    from optimlab.lab import sweep
+
+    swept = []
+
+    def resolve(names, sources):
+        swept.append(sorted({optimizer for _, optimizer in names}))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "resolve", resolve)
+    for args in (["--suite", "quick"], ["--problems", "saddle"]):
+        result = CliRunner().invoke(cli.app, ["bench", *args, "--out", str(tmp_path / args[1])])
+        assert result.exit_code == 130, result.output
+    assert swept == [sorted(SUITES["quick"].optimizers), sorted(CATALOG)]

@@ -107,7 +107,8 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
             coefficient = lambda name, form: form.format(slot(index, name))  # noqa: E731
             for _, expression in sums:
                 tensor_sums.append(Template(expression).substitute(
-                    {**{n: coefficient(n, "k{}") for n in template_names(expression)}, **mapping}))
+                    {**{n: coefficient(n, "k{}") for n in template_names(expression) if n not in mapping},
+                     **mapping}))
             for name, expression in scalars:
                 tensor_scalars.append(Template(expression).substitute(
                     {**{n: coefficient(n, "kk[{}]") for n in template_names(expression) if n not in own}, **own}))

@@ -342,7 +342,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
     if sums:
         (statements,) = body.stages
         text = "\n".join(" " * 12 + statement for statement in statements[:body.reduced_after])
-        loads, _ = buffer_io(text)
+        loads, _ = buffer_io(text + "\n" + "\n".join(sums))  # the sums may read the part's own buffers
         reduce = _REDUCE.format(
             buffer_params=buffer_params, scalar_loads=k_loads, sums=len(sums),
             load_p=load(0, "P[j]"), load_u=load(0, "G[j]"), loads=loads, body=text or "            ;",

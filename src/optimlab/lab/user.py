@@ -28,7 +28,7 @@ from optimlab.catalog import CATALOG, Hyperparameter
 from .optimizers import Candidate, catalog_name, from_catalog, unknown_name
 from .problems import PROBLEMS, Problem, ProblemSpec
 from .problems.data import Splits
-from .problems.supervised import Recipe, supervised_problem
+from .problems.recipes import Recipe, supervised_problem
 
 Batch = tuple[torch.Tensor, ...]
 SpaceLike = Mapping[str, "tuple[float, float] | Hyperparameter"] | Iterable[Hyperparameter]

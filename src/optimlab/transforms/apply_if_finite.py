@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
 from ..transform import Transform
-from .wrapping import _Wrapper, positive_integer
+from .wrapping import _Wrapper
 
 
 class apply_if_finite(_Wrapper):
@@ -22,7 +23,7 @@ class apply_if_finite(_Wrapper):
     The check is one device-to-host read per step (is everything finite?).
     """
 
-    checks = {"max_consecutive_errors": positive_integer}
+    checks = {"max_consecutive_errors": checks.positive_integer}
     own_state_keys = ("skipped_steps", "consecutive_skips")
 
     def __init__(self, inner: Transform, max_consecutive_errors: int = 5) -> None:

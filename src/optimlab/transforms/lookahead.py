@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import checks
 from ..transform import Transform
-from .wrapping import _Wrapper, positive_integer
+from .wrapping import _Wrapper
 
 
 class lookahead(_Wrapper):
@@ -23,7 +23,7 @@ class lookahead(_Wrapper):
     transform sees every step, numbered as without Lookahead.
     """
 
-    checks = {"lookahead_k": positive_integer, "lookahead_alpha": checks.unit_interval}
+    checks = {"lookahead_k": checks.positive_integer, "lookahead_alpha": checks.unit_interval}
     own_state_keys = ("slow_params",)
 
     def __init__(self, inner: Transform, k: int = 5, alpha: float = 0.5) -> None:

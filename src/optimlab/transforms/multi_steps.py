@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .. import checks
 from ..transform import Transform
-from .wrapping import _Wrapper, positive_integer
+from .wrapping import _Wrapper
 
 
 class multi_steps(_Wrapper):
@@ -20,7 +21,7 @@ class multi_steps(_Wrapper):
     buffer ``accumulated_grads``.
     """
 
-    checks = {"every_k": positive_integer}
+    checks = {"every_k": checks.positive_integer}
     own_state_keys = ("accumulated_grads",)
 
     def __init__(self, inner: Transform, every_k: int = 1) -> None:

@@ -2,9 +2,12 @@
 and the shape-dependent step scale. Muon (`optimlab.muon`) chains them with decoupled
 weight decay and the learning rate.
 
-Muon is defined for matrices (2-D parameters): the orthogonalization acts on a whole
-matrix, not on elements, so these transforms have no fused snippet and a chain holding
-them runs on the eager path.
+Muon is defined for matrices: the orthogonalization acts on a whole matrix, not on
+elements, so these transforms have no fused snippet and a chain holding them runs on the
+eager path. A parameter of more dimensions (a convolution's ``out x in x kh x kw``
+filters) is orthogonalized as the matrix of its flattened trailing dimensions
+(``out x in*kh*kw``), as in Keller Jordan's CIFAR-10 speedruns; `optimlab.Muon` takes
+2-D parameters only, as torch.optim.Muon does.
 """
 
 from __future__ import annotations
@@ -24,16 +27,23 @@ MAX_NS_STEPS = 100
 ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
 
 
-def check_matrices(params) -> None:
-    """Raise ValueError unless every parameter is a real 2-D tensor (what Muon takes)."""
+def check_matrices(params, flattened: bool = False) -> None:
+    """Raise ValueError unless every parameter is a real 2-D tensor (what torch.optim.Muon
+    takes), or with ``flattened`` one of 2 or more dimensions."""
     for p in params:
         if p.is_complex():
             raise ValueError(f"params: Muon takes real parameters only, got one of dtype {p.dtype}")
-        if p.ndim != 2:
+        if p.ndim < 2 or (p.ndim > 2 and not flattened):
+            kind = "2-D parameters or more (trailing dimensions flattened)" if flattened else "2-D parameters"
             raise ValueError(
-                f"params: Muon takes 2-D parameters only, got one of shape {tuple(p.shape)} "
+                f"params: Muon takes {kind} only, got one of shape {tuple(p.shape)} "
                 "(optimize the others with AdamW: optimlab.MuonWithAdamW does both)"
             )
+
+
+def as_matrix(tensor: torch.Tensor) -> torch.Tensor:
+    """A parameter as Muon's matrix: its first dimension by the product of the others."""
+    return tensor if tensor.ndim == 2 else tensor.reshape(tensor.size(0), -1)
 
 
 def _ns_coefficients(name, value) -> None:
@@ -103,7 +113,11 @@ class orthogonalize_by_newton_schulz(Transform):
     (3.4445, -4.775, 2.0315)), ``ns_steps`` (K, default 5, < 100), ``eps`` (default 1e-7)
     and ``ns_dtype``: the dtype the iteration runs in, default ``torch.bfloat16`` as in
     torch.optim.Muon and the paper (its result is converted back to the parameter's
-    dtype); ``torch.float64`` gives the exact-arithmetic iteration. 2-D parameters only.
+    dtype); ``torch.float64`` gives the exact-arithmetic iteration. Parameters of more than
+    two dimensions are orthogonalized as ``out x (the rest)`` matrices. Matrices of one
+    shape and dtype are iterated together as one batch (one ``baddbmm`` per product instead
+    of one ``addmm`` per matrix: a transformer's same-shaped layers cost one launch); a
+    matrix alone is iterated by torch.optim.Muon's operations, bit for bit.
     """
 
     checks = {
@@ -118,30 +132,41 @@ class orthogonalize_by_newton_schulz(Transform):
         super().__init__(ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, ns_dtype=ns_dtype)
 
     def init(self, params, hyperparams):
-        check_matrices(params)
+        check_matrices(params, flattened=True)
         return {}
 
     def update(self, updates, state, params, hyperparams, step):
-        # A matrix operation per tensor: there is no multi-tensor form to take.
-        return updates.wrap([
-            _newton_schulz(u, hyperparams["ns_coefficients"], hyperparams["ns_steps"], hyperparams["eps"],
-                           hyperparams["ns_dtype"])
-            for u in updates
-        ])
+        matrices = [as_matrix(u) for u in updates]
+        batches: dict[tuple, list[int]] = {}
+        for i, m in enumerate(matrices):
+            batches.setdefault((m.shape, m.dtype, m.device), []).append(i)
+        results: list[torch.Tensor] = [None] * len(matrices)  # type: ignore[list-item]
+        for indices in batches.values():
+            stacked = matrices[indices[0]] if len(indices) == 1 else torch.stack([matrices[i] for i in indices])
+            orthogonal = _newton_schulz(stacked, hyperparams["ns_coefficients"], hyperparams["ns_steps"],
+                                        hyperparams["eps"], hyperparams["ns_dtype"])
+            for i, x in zip(indices, [orthogonal] if len(indices) == 1 else orthogonal.unbind()):
+                results[i] = x.view_as(updates[i])
+        return updates.wrap(results)
 
 
-def _newton_schulz(matrix: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype) -> torch.Tensor:
-    # torch.optim.Muon's operations in its order, so that in bfloat16 the bits are its bits.
+def _newton_schulz(x: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype) -> torch.Tensor:
+    """The iteration on a matrix, or on a stack of same-shaped ones (each normalized by its own norm)."""
+    # A matrix takes torch.optim.Muon's operations in its order, so that in bfloat16 the bits are its bits.
     a, b, c = coefficients
-    tall = matrix.size(0) > matrix.size(1)
-    x = matrix.to(dtype)
+    batched = x.ndim == 3
+    addmm = torch.baddbmm if batched else torch.addmm
+    tall = x.size(-2) > x.size(-1)
+    result_dtype = x.dtype
+    x = x.to(dtype)
     if tall:
-        x = x.T
-    x = x / x.norm().clamp(min=eps)
+        x = x.mT
+    norm = x.norm(dim=(-2, -1), keepdim=True) if batched else x.norm()
+    x = x / norm.clamp(min=eps)
     for _ in range(steps):
-        gram = x @ x.T
-        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-    return (x.T if tall else x).to(matrix.dtype)
+        gram = x @ x.mT
+        x = addmm(x, addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return (x.mT if tall else x).to(result_dtype)
 
 
 class scale_by_shape(Transform):
@@ -153,7 +178,8 @@ class scale_by_shape(Transform):
     An orthogonal :math:`m \times n` update has RMS :math:`1/\sqrt{\max(m,n)}`; "original"
     evens it out across tall matrices, "match_rms_adamw" (Liu et al. 2025, "Muon is
     Scalable for LLM Training") sets it to 0.2, AdamW's typical update RMS, so Muon can
-    reuse AdamW's learning rate and weight decay. Hyperparameter ``adjust_lr_fn``, default
+    reuse AdamW's learning rate and weight decay (a parameter of more dimensions counts as
+    its ``out x (the rest)`` matrix). Hyperparameter ``adjust_lr_fn``, default
     None ("original"). Weight decay is not scaled: put this before `add_decayed_weights`.
     """
 
@@ -167,7 +193,7 @@ class scale_by_shape(Transform):
 
 
 def _shape_scale(shape, adjust_lr_fn: str | None) -> float:
-    rows, columns = shape
+    rows, columns = shape[0], math.prod(shape[1:])
     if adjust_lr_fn == "match_rms_adamw":
         return 0.2 * math.sqrt(max(rows, columns))
     return math.sqrt(max(1, rows / columns))

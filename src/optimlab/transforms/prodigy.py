@@ -11,11 +11,6 @@ from .basic import scale_by_learning_rate
 from .wrapping import _InPlace
 
 
-def _slice_step(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 def _growth_rate(name, value):
     if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1):  # inf allowed
         raise ValueError(f"{name} must be a number >= 1 (inf: no cap), got {value!r}")
@@ -53,7 +48,7 @@ class scale_by_prodigy(_InPlace):
     checks = {"lr": checks.learning_rate, "betas": checks.betas, "beta3": _optional_decay_rate, "eps": checks.positive,
               "weight_decay": checks.non_negative, "decouple": checks.boolean,
               "use_bias_correction": checks.boolean, "safeguard_warmup": checks.boolean, "d0": checks.positive,
-              "d_coef": checks.positive, "growth_rate": _growth_rate, "slice_p": _slice_step}
+              "d_coef": checks.positive, "growth_rate": _growth_rate, "slice_p": checks.positive_integer}
     state_keys = ("exp_avg", "exp_avg_sq", "s", "p0", "d", "d_max", "d_numerator")
 
     def __init__(self, lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0.0, decouple=True,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from .. import checks
 from ..transform import Part, Transform
-from .wrapping import _InPlace, positive_integer
+from .wrapping import _InPlace
 
 PREFIX = "second_"
 
@@ -27,7 +28,7 @@ class switch(_InPlace):
     checkpoint.
     """
 
-    checks = {"switch_at": positive_integer}
+    checks = {"switch_at": checks.positive_integer}
 
     def __init__(self, first: Transform, second: Transform, at: int = 1000) -> None:
         counts = Counter(key for t in (first, second) for key in t.state_keys)

@@ -10,11 +10,6 @@ from typing import Any
 from ..transform import Transform
 
 
-def positive_integer(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 class _InPlace(Transform):
     """A transform defined by its `apply`, which moves the parameters itself."""
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from .base import Problem, ProblemSpec, Task
 
 
 @dataclass(frozen=True)
 class TestFunction:
-    """A 2-D function with its start point, known minimum value and plotting window."""
+    """A 2-D function with its start point, known minimum value and plotting window.
+
+    ``f`` takes tensors and uses only their methods and operators: this module imports no torch
+    until a task is built (``optimlab list`` reads the registry without it)."""
 
     name: str
     description: str
@@ -35,7 +39,7 @@ def _beale(x, y):
 
 
 def _rastrigin(x, y):
-    return 20 + x**2 - 10 * torch.cos(2 * math.pi * x) + y**2 - 10 * torch.cos(2 * math.pi * y)
+    return 20 + x**2 - 10 * (2 * math.pi * x).cos() + y**2 - 10 * (2 * math.pi * y).cos()
 
 
 _ANGLE = math.pi / 6
@@ -69,19 +73,18 @@ TEST_FUNCTIONS = (
 
 def _start(fn: TestFunction, seed: int) -> torch.Tensor:
     """The declared start, jittered by 1 % per seed so seeds differ but stay comparable."""
+    import torch
+
     jitter = torch.randn(2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return torch.tensor(fn.start, dtype=torch.float64) * (1 + 0.01 * jitter)
 
 
-class _Point(torch.nn.Module):
-    def __init__(self, start: torch.Tensor):
-        super().__init__()
-        self.xy = torch.nn.Parameter(start.clone())
-
-
 def _builder(fn: TestFunction) -> Callable[[int, str, bool], Task]:
     def build(seed: int, split: str, full_batch: bool = False) -> Task:  # no data: every step is full-batch
-        point = _Point(_start(fn, seed))
+        import torch
+
+        point = torch.nn.Module()
+        point.xy = torch.nn.Parameter(_start(fn, seed))
 
         def value() -> torch.Tensor:
             return fn.f(point.xy[0], point.xy[1])

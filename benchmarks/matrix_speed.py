@@ -1,0 +1,145 @@
+"""Matrix-optimizer step speed: optimlab against torch.optim, heavyball and pytorch-optimizer.
+
+The implementations of one algorithm run interleaved in one process (round-robin, one step
+each, after warm-up) on the same parameter shapes; each row reports the median step time
+and, against each rival, the median of step-by-step ratios (optimlab's step over the
+rival's step taken right after it, so a slow spell of a shared machine cancels out).
+
+    python benchmarks/matrix_speed.py                          # every model and algorithm
+    python benchmarks/matrix_speed.py --models transformer --algos muon --steps 20
+
+Models: ``transformer``, 6 blocks of width 256 (q, k, v, o 256x256 and an MLP 1024x256,
+256x1024: 36 matrices in 3 shapes, 2.4M weights); ``mlp``, the lab's 40-128-128-10 MLP's
+matrices (3 shapes, one matrix each). The gradients are fixed random matrices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import optimlab
+
+Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+
+
+def _heavyball(name: str, **kwargs) -> Factory:
+    def make(params):
+        import heavyball
+
+        return getattr(heavyball, name)(params, **kwargs)
+
+    return make
+
+
+def _pytorch_optimizer(name: str, group: dict | None = None, **kwargs) -> Factory:
+    """pytorch-optimizer's ``name``; ``group`` adds keys to the one param group (its Muon's ``use_muon``)."""
+    def make(params):
+        import pytorch_optimizer
+
+        return getattr(pytorch_optimizer, name)([{"params": params, **(group or {})}], **kwargs)
+
+    return make
+
+
+#: algorithm: {implementation: factory}; optimlab's first, every rival run beside it.
+ALGOS: dict[str, dict[str, Factory]] = {
+    # All in bfloat16 Newton-Schulz (torch's and optimlab's default), lr 0.02.
+    "muon": {
+        "optimlab": lambda ps: optimlab.Muon(ps, lr=0.02),
+        "torch": lambda ps: torch.optim.Muon(ps, lr=0.02),
+        "heavyball": _heavyball("Muon", lr=0.02),
+        "pytorch-optimizer": _pytorch_optimizer("Muon", {"use_muon": True}, lr=0.02),
+    },
+    # The bases refreshed every 10 steps on all three (heavyball's default is 2, with a schedule).
+    "soap": {
+        "optimlab": lambda ps: optimlab.SOAP(ps, lr=3e-3),
+        "heavyball": _heavyball("SOAP", lr=3e-3, precondition_frequency=10, use_precond_schedule=False),
+        "pytorch-optimizer": _pytorch_optimizer("SOAP", lr=3e-3),
+    },
+}
+
+
+def model_shapes(kind: str) -> list[tuple[int, int]]:
+    if kind == "transformer":
+        d = 256
+        return [(d, d)] * 4 * 6 + [(4 * d, d), (d, 4 * d)] * 6
+    if kind == "mlp":
+        return [(128, 40), (128, 128), (10, 128)]
+    raise ValueError(f"--models: unknown model {kind!r}; valid models: transformer, mlp")
+
+
+def make_params(shapes) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(shape, generator=generator) / shape[1] ** 0.5) for shape in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=generator) * 1e-2
+    return params
+
+
+def bench_algo(name: str, shapes, steps: int, warmup: int) -> dict:
+    impls = {}
+    for label, factory in ALGOS[name].items():
+        params = make_params(shapes)
+        try:
+            impls[label] = (params, [p.grad for p in params], factory(params))
+        except Exception as error:  # noqa: BLE001 (a rival that cannot take these shapes is skipped, said)
+            print(f"  ({name}: {label} unavailable: {type(error).__name__}: {error})", flush=True)
+    times: dict[str, list[float]] = {label: [] for label in impls}
+    for i in range(warmup + steps):
+        for label, (params, grads, optimizer) in impls.items():
+            for p, g in zip(params, grads):  # heavyball sets .grad to None after its step
+                p.grad = g
+            start = time.perf_counter()
+            optimizer.step()
+            if i >= warmup:
+                times[label].append(time.perf_counter() - start)
+    return {
+        "algo": name, "matrices": len(shapes), "elements": sum(a * b for a, b in shapes),
+        "median_s": {label: statistics.median(t) for label, t in times.items()},
+        "ratio": {label: statistics.median(a / b for a, b in zip(times["optimlab"], t))
+                  for label, t in times.items() if label != "optimlab"},
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="transformer,mlp")
+    parser.add_argument("--algos", default=",".join(ALGOS))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--json", default="benchmarks/matrix_speed.json")
+    parser.add_argument("--markdown", default="benchmarks/matrix_speed.md")
+    args = parser.parse_args(argv)
+    results = []
+    for model in args.models.split(","):
+        shapes = model_shapes(model)
+        for name in args.algos.split(","):
+            row = {"model": model, **bench_algo(name, shapes, args.steps, args.warmup)}
+            results.append(row)
+            cells = ", ".join(f"{label} {t * 1e3:.2f} ms" for label, t in row["median_s"].items())
+            print(f"({model}) {name}: {cells}", flush=True)
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": platform.processor() or platform.machine()}
+    with open(args.json, "w") as f:
+        json.dump({"info": info, "results": results}, f, indent=1)
+    lines = [f"torch {info['torch']}, CPU, {info['threads']} threads. Median step times (ms); "
+             "ratio = optimlab's step / the rival's (median of step-by-step ratios; < 1 is faster).", "",
+             "| model | algorithm | optimlab | rivals (ms, ratio) |", "|---|---|---|---|"]
+    for r in results:
+        rivals = "; ".join(f"{label} {r['median_s'][label] * 1e3:.2f} ({ratio:.2f})" for label, ratio in r["ratio"].items())
+        lines.append(f"| {r['model']} ({r['matrices']} matrices) | {r['algo']} | {r['median_s']['optimlab'] * 1e3:.2f} "
+                     f"| {rivals} |")
+    with open(args.markdown, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""SOAP: Adam in the eigenbasis of Shampoo's preconditioner."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import checks
+from ..transform import Transform
+from .muon import as_matrix
+
+
+def _optional_decay_rate(name, value) -> None:
+    if value is not None:
+        checks.decay_rate(name, value)
+
+
+class scale_by_soap(Transform):
+    r"""SOAP (Vyas et al. 2024, "SOAP: Improving and Stabilizing Shampoo using Adam",
+    Algorithm 3). For a gradient matrix :math:`G_t` (:math:`m \times n`), Shampoo's
+    two-sided statistics and their eigenbases,
+
+    .. math:: L_t = \beta_s L_{t-1} + (1-\beta_s)\, G_t G_t^\top, \qquad
+              R_t = \beta_s R_{t-1} + (1-\beta_s)\, G_t^\top G_t, \qquad
+              Q_L, Q_R \text{ eigenvectors of } L, R,
+
+    and Adam run in that basis, its first moment kept in the original one:
+
+    .. math:: M_t = \beta_1 M_{t-1} + (1-\beta_1) G_t, \quad G'_t = Q_L^\top G_t Q_R, \quad
+              V_t = \beta_2 V_{t-1} + (1-\beta_2) G'^2_t,
+
+    .. math:: u \leftarrow \frac{\sqrt{1-\beta_2^k}}{1-\beta_1^k}\;
+              Q_L \frac{Q_L^\top M_t Q_R}{\sqrt{V_t} + \epsilon} Q_R^\top, \qquad k = t - 1 .
+
+    The first step only gathers :math:`L, R` and takes their eigenbases
+    (``torch.linalg.eigh``); it updates nothing. After each later step :math:`L, R` take
+    the step's gradient, and every ``precondition_frequency`` steps the bases are refreshed
+    by one power iteration and a QR decomposition, :math:`Q \leftarrow \operatorname{qr}(L Q)`,
+    with the columns in decreasing order of :math:`\operatorname{diag}(Q^\top L Q)` and
+    :math:`V` permuted with them (the paper's cheaper alternative to an eigendecomposition).
+
+    A side longer than ``max_precondition_dim`` keeps the identity as its basis; a vector
+    is Adam in its own coordinates unless ``precondition_1d`` (then one side, :math:`L`);
+    a tensor of more dimensions is preconditioned as its ``out x (the rest)`` matrix.
+    Defaults (the authors' code and pytorch-optimizer's): ``betas=(0.95, 0.95)``,
+    ``shampoo_beta=None`` (:math:`\beta_s = \beta_2`), ``eps=1e-8``,
+    ``precondition_frequency=10``, ``max_precondition_dim=10000``, ``precondition_1d=False``.
+    The decompositions run in the parameter's dtype (float32 for 16-bit ones).
+    """
+
+    checks = {"betas": checks.betas, "shampoo_beta": _optional_decay_rate, "eps": checks.positive,
+              "precondition_frequency": checks.positive_integer, "max_precondition_dim": checks.positive_integer,
+              "precondition_1d": checks.boolean}
+    state_keys = ("exp_avg", "exp_avg_sq", "left", "right", "left_basis", "right_basis")
+
+    def __init__(self, betas=(0.95, 0.95), shampoo_beta: float | None = None, eps: float = 1e-8,
+                 precondition_frequency: int = 10, max_precondition_dim: int = 10000,
+                 precondition_1d: bool = False) -> None:
+        super().__init__(betas=betas, shampoo_beta=shampoo_beta, eps=eps, precondition_frequency=precondition_frequency,
+                         max_precondition_dim=max_precondition_dim, precondition_1d=precondition_1d)
+
+    def init(self, params, hyperparams):
+        state = {key: [] for key in self.state_keys}
+        for p in params:
+            if p.is_complex():
+                raise ValueError(f"params: SOAP takes real parameters only, got one of dtype {p.dtype}")
+            rows, columns = _sides(p, hyperparams)
+            for side, size in (("left", rows), ("right", columns)):
+                state[side].append(None if size is None else p.new_zeros(size, size))
+                state[f"{side}_basis"].append(None if size is None else p.new_zeros(size, size))
+            state["exp_avg"].append(torch.zeros_like(p))
+            state["exp_avg_sq"].append(torch.zeros_like(p))
+        return {key: params.wrap(value) for key, value in state.items()}
+
+    def coefficients(self, hyperparams, step, state):
+        beta1, beta2 = hyperparams["betas"]
+        k = step - 1  # the first step takes no Adam step
+        return {"step_size": math.sqrt(1 - beta2**k) / (1 - beta1**k) if k else 0.0}
+
+    def update(self, updates, state, params, hyperparams, step):
+        # Matrix products per tensor: there is no multi-tensor form to take.
+        beta1, beta2 = hyperparams["betas"]
+        statistics_weight = 1 - (beta2 if hyperparams["shampoo_beta"] is None else hyperparams["shampoo_beta"])
+        step_size = self.coefficients(hyperparams, step, state)["step_size"]
+        refresh = step > 1 and (step - 1) % hyperparams["precondition_frequency"] == 0
+        # The optimizer steps tensors with the same buffers together: a bucket of vectors has
+        # no "left"/"right" at all.
+        absent = [None] * len(updates)
+        side_buffers = [(state.get(side, absent), state.get(f"{side}_basis", absent)) for side in ("left", "right")]
+        out = []
+        for i, g in enumerate(updates):
+            sides = [(statistics[i], bases[i]) for statistics, bases in side_buffers]
+            grad = _matrix(g)
+            if step == 1:
+                _gather(grad, sides, statistics_weight)
+                for statistics, basis in sides:
+                    if statistics is not None:
+                        basis.copy_(_eigenbasis(statistics))
+                out.append(torch.zeros_like(g))
+                continue
+            exp_avg = state["exp_avg"][i].lerp_(g, 1 - beta1)
+            # Out of place: without a basis on either side a projection is its input itself.
+            exp_avg_sq = _matrix(state["exp_avg_sq"][i]).lerp_(_project(grad, sides).square(), 1 - beta2)
+            direction = _project(_matrix(exp_avg), sides) / exp_avg_sq.sqrt().add_(hyperparams["eps"])
+            out.append(_project_back(direction, sides).mul_(step_size).view_as(g))
+            _gather(grad, sides, statistics_weight)
+            if refresh:
+                for dim, (statistics, basis) in enumerate(sides):
+                    if statistics is not None:
+                        order = _refresh(statistics, basis)
+                        exp_avg_sq.copy_(exp_avg_sq.index_select(dim, order))
+        return updates.wrap(out)
+
+
+def _sides(p: torch.Tensor, hyperparams) -> tuple[int | None, int | None]:
+    """The sizes of the preconditioned sides of ``p``'s matrix (None: the identity)."""
+    limit = hyperparams["max_precondition_dim"]
+    if p.ndim <= 1:
+        rows = p.numel() if p.ndim == 1 and hyperparams["precondition_1d"] else None
+        return (rows if rows is not None and rows <= limit else None), None
+    rows, columns = as_matrix(p).shape
+    return (rows if rows <= limit else None), (columns if columns <= limit else None)
+
+
+def _matrix(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a matrix view (a vector as a column)."""
+    return t.view(-1, 1) if t.ndim <= 1 else as_matrix(t)
+
+
+def _gather(grad, sides, weight: float) -> None:
+    (left, _), (right, _) = sides
+    if left is not None:
+        left.lerp_(grad @ grad.T, weight)
+    if right is not None:
+        right.lerp_(grad.T @ grad, weight)
+
+
+def _project(x, sides) -> torch.Tensor:
+    """:math:`Q_L^\\top X Q_R` (a side without a basis: the identity)."""
+    (_, left), (_, right) = sides
+    x = x if left is None else left.T @ x
+    return x if right is None else x @ right
+
+
+def _project_back(x, sides) -> torch.Tensor:
+    (_, left), (_, right) = sides
+    x = x if left is None else left @ x
+    return x if right is None else x @ right.T
+
+
+def _working_dtype(t: torch.Tensor) -> torch.dtype:
+    # LAPACK has no 16-bit routines (torch.linalg.eigh and qr raise for them).
+    return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _eigenbasis(statistics: torch.Tensor) -> torch.Tensor:
+    """Eigenvectors, in decreasing order of eigenvalue."""
+    _, vectors = torch.linalg.eigh(statistics.to(_working_dtype(statistics)))
+    return vectors.flip(1).to(statistics.dtype)
+
+
+def _refresh(statistics: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """One power iteration and QR on ``basis`` in place; the order its columns took."""
+    product = statistics @ basis
+    order = torch.argsort((basis * product).sum(0), descending=True)
+    q, _ = torch.linalg.qr(product.index_select(1, order).to(_working_dtype(product)))
+    basis.copy_(q)
+    return order

@@ -123,6 +123,11 @@ CATALOG: dict[str, Entry] = {
 }
 
 
+#: The names that need no learning rate at their defaults (they estimate their step size, or
+#: average away the need for a schedule): the lab's self-tuning track runs them untuned.
+SELF_TUNING = ("prodigy", "dadapt_adam", "schedulefree_sgd", "schedulefree_adamw")
+
+
 def optimizers() -> dict[str, str]:
     """Every name `create` takes, with a one-line description."""
     return {name: entry.description for name, entry in CATALOG.items()}

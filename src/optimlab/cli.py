@@ -63,9 +63,9 @@ def list_command() -> None:
         problems.add_row(name, spec.description, target, str(spec.steps))
     suites = Table("suite", "problems", title="Suites")
     for name, suite in SUITES.items():
-        optimizers = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
+        compared = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
         untuned = f"; untuned: {', '.join(suite.untuned)}" if suite.untuned else ""
-        suites.add_row(name, f"{', '.join(suite.problems)} ({optimizers}, {suite.trials} trials, {suite.seeds} seeds"
+        suites.add_row(name, f"{', '.join(suite.problems)} ({compared}, {suite.trials} trials, {suite.seeds} seeds"
                              f"{untuned})")
     for table in (optimizers, problems, suites):
         console.print(table)

@@ -7,9 +7,10 @@ import statistics
 import pytest
 from typer.testing import CliRunner
 
+from optimlab.catalog import SELF_TUNING
 from optimlab.cli import app
 from optimlab.lab import store, sweep
-from optimlab.lab.optimizers import SELF_TUNING, from_catalog
+from optimlab.lab.optimizers import from_catalog
 from optimlab.lab.problems import get_problem, get_suite
 from optimlab.lab.report import write_report
 from optimlab.lab.results import OptimizerResult, load_results

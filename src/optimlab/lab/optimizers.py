@@ -27,9 +27,6 @@ FIXED_OPTIONS: dict[str, dict[str, Any]] = {"muon": {"ns_dtype": torch.float32}}
 
 #: What an untuned candidate's label adds to the catalog name.
 UNTUNED = " (untuned)"
-#: The catalog optimizers that need no learning rate at their defaults (they estimate their
-#: step size, or average away the need for a schedule): the self-tuning track's.
-SELF_TUNING = ("prodigy", "dadapt_adam", "schedulefree_sgd", "schedulefree_adamw")
 
 
 @dataclass(frozen=True)

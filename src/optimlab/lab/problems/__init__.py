@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..optimizers import SELF_TUNING
+from optimlab.catalog import SELF_TUNING
+
 from .base import SPLITS, Problem, ProblemSpec, Task
 from . import supervised, test_functions
 

@@ -80,11 +80,19 @@ def train(
     x_train, y_train, x_test, y_test = digits()
     model = mlp(batchnorm)
     optimizer = make_optimizer(model.parameters())
+    # Schedule-Free trains at y and is evaluated at its average x: train() and eval() switch.
+    modes = hasattr(optimizer, "train") and hasattr(optimizer, "eval")
+    if modes:
+        optimizer.train()
     generator = torch.Generator().manual_seed(1)
     log: dict[int, float] = {}
 
     def record(step: int) -> None:
+        if modes:
+            optimizer.eval()
         log[step] = evaluate(model, x_train, y_train)[0]
+        if modes:
+            optimizer.train()
         if on_log is not None:
             on_log(step, log[step])
 
@@ -100,6 +108,8 @@ def train(
         optimizer.step()
         if step % log_every == 0 or step == steps:
             record(step)
+    if modes:
+        optimizer.eval()
     return {"losses": log, "test_accuracy": evaluate(model, x_test, y_test)[1]}
 
 

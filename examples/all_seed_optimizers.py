@@ -21,7 +21,8 @@ STEPS, BATCH, CHECKPOINTS = 300, 64, (0, 25, 50, 100, 200, 300)
 
 def main() -> None:
     names = list(optimlab.optimizers())
-    header = f"{'optimizer':<17} {'lr':>6} " + " ".join(f"{'step ' + str(c):>9}" for c in CHECKPOINTS) + f" {'test acc':>8}"
+    width = max(map(len, names))
+    header = f"{'optimizer':<{width}} {'lr':>6} " + " ".join(f"{'step ' + str(c):>9}" for c in CHECKPOINTS) + f" {'test acc':>8}"
     print(f"Training loss of a 64-64-10 MLP on scikit-learn digits, {STEPS} steps, batch {BATCH} (gd: full batch)\n")
     print(header)
     print("-" * len(header))
@@ -33,7 +34,7 @@ def main() -> None:
                        batch_size=None if name == "gd" else BATCH, log_every=25)
         losses = result["losses"]
         results[name] = losses[STEPS]
-        print(f"{name:<17} {lr:>6g} " + " ".join(f"{losses[c]:9.4f}" for c in CHECKPOINTS)
+        print(f"{name:<{width}} {lr:>6g} " + " ".join(f"{losses[c]:9.4f}" for c in CHECKPOINTS)
               + f" {result['test_accuracy']:8.3f}", flush=True)
     print("-" * len(header))
     ranking = sorted(results, key=results.get)

@@ -22,7 +22,13 @@ A `Case` holds, for one name of `optimlab.create`:
 * ``fused``: the fused kernel covers the chain (Muon's orthogonalization and Adafactor's
   factored moments are not elementwise: the fused path falls back to the eager one);
 * ``reference_preset``: options the comparison with the float64 NumPy formula adds
-  (Muon: its Newton-Schulz iteration in float64, not torch's bfloat16).
+  (Muon: its Newton-Schulz iteration in float64, not torch's bfloat16);
+* ``group_reference``: the reference steps the param group's tensors together,
+  ``xs = reference(xs, gs, state, t, hp)`` (Prodigy's and D-Adaptation's step size is a sum
+  over the group);
+* ``train_eval``: the optimizer has ``train()``/``eval()`` (Schedule-Free): `Case.make`
+  returns it in train mode, the reference keeps the point ``eval()`` sets in ``state["x"]``,
+  and the convergence tests measure that point.
 
 ``ALL_SAMPLES`` holds every ``(case, sample)``; ``SAMPLES`` those the fused kernel covers
 (test_fast_path's); ``TORCH_SAMPLES`` those with a torch.optim twin.
@@ -62,9 +68,14 @@ lamb                lr=0.05*0.99^t, 650, 1e-3                   lr=0.05*0.998^t,
 lars                lr=30*0.99^t, 500, 1e-3                     lr=10*0.999^t, 1900, 1e-2
 cautious_adamw      lr=0.05 (wd=0), 600, 1e-3                   lr=0.01 (wd=0), 6100, 1e-2
 cautious_lion       lr=0.05*0.99^t, 850, 1e-3                   lr=0.02*0.999^t, 1500, 1e-2
+schedulefree_sgd    lr=0.015, 3850, 1e-3                        lr=3e-3 r=1 warmup=100, 13800, 1e-2
+schedulefree_adamw  lr=0.05, 2900, 1e-3                         lr=0.02, 9900, 1e-2
+prodigy             defaults, 210, 1e-3                         lr=1.0*0.9995^t, 5600, 1e-2
+dadapt_adam         lr=1.0*0.999^t, 210, 1e-3                   lr=1.0*0.999^t, 490, 1e-2
 ==================  ==========================================  ==========================================
 
-Budgets are ~1.3x the step from which the distance stays below the tolerance.
+Budgets are ~1.3x the step from which the distance stays below the tolerance
+(Schedule-Free: at the average x, the point ``eval()`` sets).
 """
 
 from __future__ import annotations
@@ -91,7 +102,9 @@ BETA2_BIG = ({"betas": (0.9, 1.5)}, r"betas\[1\] must be in \[0, 1\), got 1.5")
 BETAS_SHAPE = ({"betas": (0.9,)}, r"betas must be a pair \(beta1, beta2\), got \(0.9,\)")
 MAXIMIZE_BAD = ({"maximize": 1}, r"maximize must be True or False, got 1")
 COMMON_ERRORS = [LR_NEG, LR_NAN, LR_INF, WD_NEG, MAXIMIZE_BAD]
-ADAM_ERRORS = COMMON_ERRORS + [EPS_ZERO, EPS_NEG, EPS_INF, BETA1_ONE, BETA2_NEG, BETA2_BIG, BETAS_SHAPE]
+ADAM_HYPERPARAMETER_ERRORS = [EPS_ZERO, EPS_NEG, EPS_INF, BETA1_ONE, BETA2_NEG, BETA2_BIG, BETAS_SHAPE]
+ADAM_ERRORS = COMMON_ERRORS + ADAM_HYPERPARAMETER_ERRORS
+LR_WD_ERRORS = [LR_NEG, LR_NAN, LR_INF, WD_NEG]  # optimizers without a maximize option
 SGD_ERRORS = COMMON_ERRORS + [
     ({"momentum": -0.5}, r"momentum must be >= 0, got -0.5"),
     ({"dampening": -0.5}, r"dampening must be >= 0, got -0.5"),
@@ -119,9 +132,18 @@ class Case:
     matrices_only: bool = False
     fused: bool = True
     reference_preset: dict[str, Any] = field(default_factory=dict)
+    group_reference: bool = False
+    train_eval: bool = False
 
     def make(self, params, **kwargs) -> optimlab.Optimizer:
-        return self.cls(self.accepted(params), **{**self.preset, **kwargs})
+        optimizer = self.cls(self.accepted(params), **{**self.preset, **kwargs})
+        return self.ready(optimizer)
+
+    def ready(self, optimizer):
+        """``optimizer`` ready to step: in train mode where it has one (Schedule-Free)."""
+        if self.train_eval:
+            optimizer.train()
+        return optimizer
 
     def make_torch(self, params, **kwargs) -> torch.optim.Optimizer:
         # torch.optim.Muon has one execution path and no foreach argument.
@@ -594,6 +616,68 @@ CASES: list[Case] = [
         # Lion's unit sign steps: they settle as the learning rate decays.
         quadratic=({"lr": optimlab.schedules.exponential_decay(0.05, 0.99)}, 850, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(0.02, 0.999)}, 1500, 1e-2),
+    ),
+    Case(
+        # test_schedule_free compares both with the schedulefree package through train()/eval().
+        "schedulefree_sgd", optimlab.ScheduleFreeSGD, ref.schedule_free_sgd,
+        samples=[{"lr": 0.05},
+                 {"lr": 0.1, "momentum": 0.8, "weight_decay": 0.01, "warmup_steps": 20, "r": 1.0,
+                  "weight_lr_power": 1.0}],
+        errors=LR_WD_ERRORS + [({"momentum": 1.0}, r"momentum must be in \(0, 1\), got 1.0"),
+                               ({"momentum": 0.0}, r"momentum must be in \(0, 1\), got 0.0"),
+                               ({"warmup_steps": -1}, r"warmup_steps must be >= 0, got -1")],
+        train_eval=True, supports_complex=False,
+        # Distances at the average x. Rosenbrock's early iterates are far off: weighting later
+        # ones (r=1) and a warm-up make the average settle.
+        quadratic=({"lr": 0.015}, 3850, 1e-3),
+        rosenbrock=({"lr": 3e-3, "r": 1.0, "warmup_steps": 100}, 13800, 1e-2),
+    ),
+    Case(
+        "schedulefree_adamw", optimlab.ScheduleFreeAdamW, ref.schedule_free_adamw,
+        samples=[{"lr": 0.01},
+                 {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05, "warmup_steps": 30, "r": 0.5}],
+        errors=LR_WD_ERRORS + ADAM_HYPERPARAMETER_ERRORS,
+        train_eval=True, supports_complex=False,
+        quadratic=({"lr": 0.05}, 2900, 1e-3),
+        rosenbrock=({"lr": 0.02}, 9900, 1e-2),
+    ),
+    Case(
+        # d is estimated over the param group (prodigyopt: over all groups, the same with one);
+        # test_parameter_free compares with prodigyopt.
+        "prodigy", optimlab.Prodigy, ref.prodigy,
+        samples=[
+            {},
+            {"betas": (0.8, 0.99), "beta3": 0.95, "weight_decay": 0.01, "use_bias_correction": True, "d_coef": 0.5},
+            {"weight_decay": 0.05, "decouple": False, "safeguard_warmup": True, "growth_rate": 1.05, "slice_p": 3},
+            {"betas": (0.0, 0.999), "d0": 1e-4, "lr": 0.5},
+        ],
+        errors=LR_WD_ERRORS + ADAM_HYPERPARAMETER_ERRORS + [
+            ({"d0": 0.0}, r"d0 must be > 0, got 0.0"),
+            ({"beta3": 1.0}, r"beta3 must be in \[0, 1\), got 1.0"),
+            ({"slice_p": 0}, r"slice_p must be an integer >= 1, got 0"),
+            ({"growth_rate": 0.5}, r"growth_rate must be a number >= 1 \(inf: no cap\), got 0.5"),
+        ],
+        group_reference=True, fused=False, supports_complex=False,
+        # At its defaults on the quadratic; on Rosenbrock its steps, like Adam's, hover at a
+        # constant lr, so the multiplier decays.
+        quadratic=({}, 210, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(1.0, 0.9995)}, 5600, 1e-2),
+    ),
+    Case(
+        "dadapt_adam", optimlab.DAdaptAdam, ref.dadapt_adam,
+        samples=[
+            {},
+            {"betas": (0.8, 0.99), "weight_decay": 0.01, "use_bias_correction": True, "growth_rate": 1.1},
+            {"weight_decay": 0.05, "decouple": True, "d0": 1e-4, "lr": 0.5, "eps": 1e-6},
+        ],
+        errors=LR_WD_ERRORS + ADAM_HYPERPARAMETER_ERRORS + [
+            ({"d0": -1.0}, r"d0 must be > 0, got -1.0"),
+            ({"growth_rate": 0.5}, r"growth_rate must be a number >= 1 \(inf: no cap\), got 0.5"),
+        ],
+        group_reference=True, fused=False, supports_complex=False,
+        # At lr=1 both hover at the d it estimates (7e-3 from the quadratic's minimizer at 20000 steps).
+        quadratic=({"lr": optimlab.schedules.exponential_decay(1.0, 0.999)}, 210, 1e-3),
+        rosenbrock=({"lr": optimlab.schedules.exponential_decay(1.0, 0.999)}, 490, 1e-2),
     ),
 ]
 

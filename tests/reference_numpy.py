@@ -6,6 +6,9 @@ gradient of the objective at ``x``, ``state`` a dict the function fills on its f
 ``t`` the 1-based step and ``hp`` every hyperparameter (constructor defaults, the name's
 preset and the sample). All but Muon, SOAP, Shampoo and PSGD-Kron (matrix operations), Adafactor (row and
 column means, RMS norms) and MARS (the norm of its corrected gradient) are elementwise.
+Prodigy and D-Adaptation, whose step size is a sum over the param group, step the group's
+parameters together: ``xs = step(xs, gs, state, t, hp)``. Schedule-Free returns the
+train-mode point y and keeps the point to evaluate in ``state["x"]``.
 """
 
 from __future__ import annotations
@@ -555,3 +558,103 @@ def cautious_lion(x, g, state, t, hp):
     s = np.sign(b1 * m + (1 - b1) * g)
     state["m"] = b2 * m + (1 - b2) * g
     return x - hp["lr"] * (_cautious(s, g) + hp["weight_decay"] * x)
+def _schedule_free(y, direction, state, t, hp, beta):
+    """Defazio et al. 2024, eq. (1)-(3), from the gradient's direction d_t at y:
+    z_t = z_{t-1} - gamma_t d_t, x_t = (1 - c_t) x_{t-1} + c_t z_t, y = (1 - beta) z_t + beta x_t
+    (x_0 = z_0 = y_0), with gamma_t = lr min(1, t / warmup_steps), c_t = w_t / sum_{s<=t} w_s,
+    w_t = t^r (max_{s<=t} gamma_s)^weight_lr_power. Returns y, the point gradients are taken at
+    (train mode); ``state["x"]`` is the average x, the point to evaluate (eval mode)."""
+    if t == 1:
+        state.update(z=y.copy(), x=y.copy(), weights=0.0, lr_max=0.0)
+    warmup = hp["warmup_steps"]
+    lr = hp["lr"] * (min(1.0, t / warmup) if warmup else 1.0)
+    state["lr_max"] = max(state["lr_max"], lr)
+    weight = t ** hp["r"] * state["lr_max"] ** hp["weight_lr_power"]
+    state["weights"] += weight
+    c = weight / state["weights"] if state["weights"] else 0.0
+    state["z"] = state["z"] - lr * direction
+    state["x"] = (1 - c) * state["x"] + c * state["z"]
+    return (1 - beta) * state["z"] + beta * state["x"]
+
+
+def schedule_free_sgd(y, g, state, t, hp):
+    """Schedule-Free SGD: d_t = g + wd y (L2 at y), beta = momentum."""
+    return _schedule_free(y, g + hp["weight_decay"] * y, state, t, hp, hp["momentum"])
+
+
+def schedule_free_adamw(y, g, state, t, hp):
+    """Schedule-Free AdamW: v_t = b2 v_{t-1} + (1 - b2) g^2, d_t = g / (sqrt(v_t / (1 - b2^t)) + eps)
+    + wd y, beta = b1."""
+    b1, b2 = hp["betas"]
+    state["v"] = b2 * state.get("v", np.zeros_like(y)) + (1 - b2) * g * g
+    direction = g / (np.sqrt(state["v"] / (1 - b2**t)) + hp["eps"]) + hp["weight_decay"] * y
+    return _schedule_free(y, direction, state, t, hp, b1)
+
+
+# Prodigy and D-Adaptation estimate one step size d from sums over every tensor of the group:
+# these two step the group's tensors together, ``xs = step(xs, gs, state, t, hp)``.
+
+def _bias_correction(t, hp):
+    b1, b2 = hp["betas"]
+    return np.sqrt(1 - b2**t) / (1 - b1**t) if hp["use_bias_correction"] else 1.0
+
+
+def prodigy(xs, gs, state, t, hp):
+    """Mishchenko & Defazio 2024, Algorithm 3 (Prodigy Adam) as prodigyopt 1.1 runs it. With
+    d_t the estimate, lr_t = d_t lr b_t (b_t: the bias correction, if used), x0 the start and
+    [::p] every slice_p-th element: r = b3 r + (d/d0) lr_t <g[::p], x0 - x[::p]>,
+    m = b1 m + d (1 - b1) g, v = b2 v + d^2 (1 - b2) g^2, s = b3 s + (d/d0) lr_t g[::p]
+    (safeguard_warmup: (d/d0) d g[::p]); d_hat = d_coef r / sum |s|_1; d = max(d, d_hat) while
+    d = d0, d_max = max(d_max, d_hat), d = min(d_max, growth_rate d);
+    x -= lr_t (m / (sqrt(v) + d eps) + wd x) (decouple; else wd x joins g)."""
+    b1, b2 = hp["betas"]
+    b3 = np.sqrt(b2) if hp["beta3"] is None else hp["beta3"]
+    d0, every, wd = hp["d0"], hp["slice_p"], hp["weight_decay"]
+    if t == 1:
+        state.update(d=d0, d_max=d0, r=0.0, m=[np.zeros_like(x) for x in xs], v=[np.zeros_like(x) for x in xs],
+                     s=[np.zeros_like(x.ravel()[::every]) for x in xs], x0=[x.ravel()[::every].copy() for x in xs])
+    d = state["d"]
+    lr = d * hp["lr"] * _bias_correction(t, hp)
+    if not hp["decouple"]:
+        gs = [g + wd * x for g, x in zip(gs, xs)]
+    state["r"] = b3 * state["r"] + (d / d0) * lr * sum(
+        float(np.dot(g.ravel()[::every], x0 - x.ravel()[::every])) for g, x, x0 in zip(gs, xs, state["x0"]))
+    state["m"] = [b1 * m + d * (1 - b1) * g for m, g in zip(state["m"], gs)]
+    state["v"] = [b2 * v + d * d * (1 - b2) * g * g for v, g in zip(state["v"], gs)]
+    s_scale = (d / d0) * (d if hp["safeguard_warmup"] else lr)
+    state["s"] = [b3 * s + s_scale * g.ravel()[::every] for s, g in zip(state["s"], gs)]
+    d_hat = hp["d_coef"] * state["r"] / sum(float(np.sum(np.abs(s))) for s in state["s"])
+    if d == d0:
+        d = max(d, d_hat)
+    state["d_max"] = max(state["d_max"], d_hat)
+    state["d"] = d = min(state["d_max"], d * hp["growth_rate"])
+    decay = wd if hp["decouple"] else 0.0
+    # b1 = 0: prodigyopt steps with the new d times g, where m holds the old d times g.
+    ms = state["m"] if b1 > 0 else [d * g for g in gs]
+    return [x - lr * (m / (np.sqrt(v) + d * hp["eps"]) + decay * x) for x, m, v in zip(xs, ms, state["v"])]
+
+
+def dadapt_adam(xs, gs, state, t, hp):
+    """Defazio & Mishchenko 2023, Algorithm 4 (D-Adapted Adam) as dadaptation 3.2 runs it, with
+    lr_t = d lr b_t, a = sqrt(v) + eps of the previous step and sb = sqrt(b2):
+    r = sb r + (1 - sb) lr_t <g, s / a>, m = b1 m + lr_t (1 - b1) g, v = b2 v + (1 - b2) g^2,
+    s = sb s + lr_t (1 - sb) g; d = max(d, min(r / ((1 - sb) sum |s|_1), growth_rate d));
+    x -= m / (sqrt(v) + eps) + lr_t wd x (decouple; else wd x joins g, the default)."""
+    b1, b2 = hp["betas"]
+    sb, eps, wd = np.sqrt(b2), hp["eps"], hp["weight_decay"]
+    if t == 1:
+        state.update(d=hp["d0"], r=0.0, m=[np.zeros_like(x) for x in xs], v=[np.zeros_like(x) for x in xs],
+                     s=[np.zeros_like(x) for x in xs])
+    d = state["d"]
+    lr = d * hp["lr"] * _bias_correction(t, hp)
+    if not hp["decouple"]:
+        gs = [g + wd * x for g, x in zip(gs, xs)]
+    inner = sum(float(np.sum(g * s / (np.sqrt(v) + eps))) for g, s, v in zip(gs, state["s"], state["v"]))
+    state["r"] = sb * state["r"] + (1 - sb) * lr * inner
+    state["m"] = [b1 * m + lr * (1 - b1) * g for m, g in zip(state["m"], gs)]
+    state["v"] = [b2 * v + (1 - b2) * g * g for v, g in zip(state["v"], gs)]
+    state["s"] = [sb * s + lr * (1 - sb) * g for s, g in zip(state["s"], gs)]
+    d_hat = state["r"] / ((1 - sb) * sum(float(np.sum(np.abs(s))) for s in state["s"]))
+    state["d"] = max(d, min(d_hat, d * hp["growth_rate"]))
+    decay = wd if hp["decouple"] else 0.0
+    return [x - m / (np.sqrt(v) + eps) - lr * decay * x for x, m, v in zip(xs, state["m"], state["v"])]

@@ -25,7 +25,7 @@ def test_registry_covers_every_name():
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_create_returns_class_with_preset(case):
     model = MLP()
-    optimizer = optimlab.create(case.name, model.parameters(), lr=0.0123)
+    optimizer = case.ready(optimlab.create(case.name, model.parameters(), lr=0.0123))
     assert type(optimizer) is case.cls
     group = optimizer.param_groups[0]
     assert group["lr"] == 0.0123
@@ -36,7 +36,7 @@ def test_create_returns_class_with_preset(case):
             assert group[key] == value, key
     # And it steps exactly like the class built by hand with the preset.
     twin = copy.deepcopy(model)
-    by_hand = case.cls(twin.parameters(), lr=0.0123, **case.preset)
+    by_hand = case.ready(case.cls(twin.parameters(), lr=0.0123, **case.preset))
     for opt, m in ((optimizer, model), (by_hand, twin)):
         for _ in range(5):
             opt.zero_grad()

@@ -57,6 +57,8 @@ def test_reaches_minimum(case, problem):
 
     for _ in range(steps):
         optimizer.step(closure)
+    if case.train_eval:  # the point to evaluate: Schedule-Free's average
+        optimizer.eval()
     distance = torch.linalg.vector_norm(x.detach().reshape(-1) - minimizer).item()
     print(f"\n{case.name:<17} {problem:<10} {str(kwargs):<40} {steps:>6} steps: |x - x*| = {distance:.2e} (tol {tolerance:.0e})")
     assert distance < tolerance

@@ -7,6 +7,8 @@ exponentially.)"""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -47,6 +49,8 @@ def test_matches_numpy_formula(case, sample, path):
     params = [torch.tensor(x, requires_grad=True) for x in xs]
     if path == "fused" and not engine.available():
         pytest.skip("no C compiler for the fused path")
+    if path == "fused" and "fused" not in inspect.signature(case.cls).parameters:
+        pytest.skip(f"{case.cls.__name__} takes no fused option (its chain has no fused kernel)")
     sample = {**case.reference_preset, **sample}
     if path == "fused" and not case.fused:  # a chain that cannot fuse: refused
         with pytest.raises(ValueError, match="fused=True is not supported for this optimizer"):
@@ -63,13 +67,23 @@ def test_matches_numpy_formula(case, sample, path):
         for p, g in zip(params, grad.split([6, 4])):
             p.grad = g.reshape(p.shape).clone()
         optimizer.step()
-        g = np.split(_grad(np.concatenate([x.reshape(-1) for x in xs]), t), [6])
-        xs = [case.reference(x, g.reshape(x.shape), state, t, hp) for x, g, state in zip(xs, g, states)]
+        gs = [g.reshape(x.shape) for x, g in zip(xs, np.split(_grad(np.concatenate([x.reshape(-1) for x in xs]), t), [6]))]
+        if case.group_reference:
+            xs = case.reference(xs, gs, states[0], t, hp)
+        else:
+            xs = [case.reference(x, g, state, t, hp) for x, g, state in zip(xs, gs, states)]
     if path == "fused":  # every step but for a lazily created first-step buffer
         assert engine.stats["calls"] - calls >= STEPS - 1, "the fused path did not run"
+    _assert_params_equal(params, xs, f"numpy formula ({path}): {case.name}")
+    if case.train_eval:  # and the point eval() sets: Schedule-Free's average x
+        optimizer.eval()
+        _assert_params_equal(params, [state["x"] for state in states], f"numpy formula ({path}, eval): {case.name}")
+
+
+def _assert_params_equal(params, xs, what):
     x = np.concatenate([x.reshape(-1) for x in xs])
     ours = torch.cat([p.detach().reshape(-1) for p in params]).numpy()
     assert not np.allclose(x, X0), "the reference did not move"
     worst = float(np.max(np.abs(ours - x) / np.abs(x)))
-    record(f"numpy formula ({path}): {case.name}", worst)
+    record(what, worst)
     np.testing.assert_allclose(ours, x, rtol=1e-10, atol=0)

@@ -866,7 +866,7 @@ class _ScheduleFree(Optimizer):
             beta = interpolation(group)
             weight = 1 - beta if train else 1 - 1 / beta  # y = (1-b) z + b x  <->  x
             for p in group["params"]:
-                if "z" in self.state[p]:
+                if "z" in self.state.get(p, {}):  # .get: no empty state for a parameter never stepped
                     p.lerp_(self.state[p]["z"], weight)
             group["train_mode"] = train
 

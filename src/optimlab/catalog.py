@@ -38,6 +38,8 @@ def lr_range(low: float, high: float) -> tuple[Hyperparameter, ...]:
 PLAIN_SGD = lr_range(1e-4, 3.0)
 MOMENTUM_SGD = lr_range(1e-5, 1.0)
 ADAPTIVE = lr_range(1e-5, 1.0)
+# A multiplier of a learning rate the optimizer estimates itself (1.0: its own estimate).
+PARAMETER_FREE = lr_range(0.1, 10.0)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,22 @@ CATALOG: dict[str, Entry] = {
                             "with the gradient", ADAPTIVE, 1e-3),
     "cautious_lion": Entry("CautiousLion", "Cautious Lion: Lion's sign step zeroed where it disagrees with the "
                            "gradient", lr_range(1e-6, 0.1), 3e-4),
+    # Schedule-Free's lr is its base optimizer's (SGD's, Adam's); the lab evaluates the average x.
+    "schedulefree_sgd": Entry("ScheduleFreeSGD", "Schedule-Free SGD: momentum as interpolation with an iterate "
+                              "average, no schedule", PLAIN_SGD, 1.0),
+    "schedulefree_adamw": Entry("ScheduleFreeAdamW", "Schedule-Free AdamW: Adam's steps, an iterate average in "
+                                "place of a schedule", ADAPTIVE, 2.5e-3),
+    # Prodigy's and D-Adaptation's lr multiplies the step size they estimate: 1.0 is "no tuning".
+    "prodigy": Entry("Prodigy", "Prodigy: Adam with a learning rate it estimates (lr=1 is no tuning)",
+                     PARAMETER_FREE, 1.0),
+    "dadapt_adam": Entry("DAdaptAdam", "D-Adaptation Adam: Adam with a learning rate from a distance bound "
+                         "(lr=1 is no tuning)", PARAMETER_FREE, 1.0),
 }
+
+
+#: The names that need no learning rate at their defaults (they estimate their step size, or
+#: average away the need for a schedule): the lab's self-tuning track runs them untuned.
+SELF_TUNING = ("prodigy", "dadapt_adam", "schedulefree_sgd", "schedulefree_adamw")
 
 
 def optimizers() -> dict[str, str]:

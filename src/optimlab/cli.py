@@ -63,8 +63,10 @@ def list_command() -> None:
         problems.add_row(name, spec.description, target, str(spec.steps))
     suites = Table("suite", "problems", title="Suites")
     for name, suite in SUITES.items():
-        chosen = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
-        suites.add_row(name, f"{', '.join(suite.problems)} ({chosen}, {suite.trials} trials, {suite.seeds} seeds)")
+        compared = f"{len(suite.optimizers)} optimizers" if suite.optimizers else "every optimizer"
+        untuned = f"; untuned: {', '.join(suite.untuned)}" if suite.untuned else ""
+        suites.add_row(name, f"{', '.join(suite.problems)} ({compared}, {suite.trials} trials, {suite.seeds} seeds"
+                             f"{untuned})")
     for table in (optimizers, problems, suites):
         console.print(table)
 
@@ -124,6 +126,9 @@ def _check_storage(url: str, plan, extend: bool) -> None:
 def bench(
     problems: Annotated[Optional[list[str]], typer.Option(help="Problems, comma-separated or repeated.")] = None,
     optimizers: Annotated[Optional[list[str]], typer.Option(help="Optimizers (default: all).")] = None,
+    untuned: Annotated[Optional[list[str]], typer.Option(
+        help="Catalog optimizers also run untuned: their defaults, no search, the same seeds (the self-tuning "
+             "track) [default: the suite's when --optimizers is not given; 'none' for none].")] = None,
     suite: Annotated[Optional[str], typer.Option(help="Named problem suite, used when --problems is not given.")] = None,
     trials: Annotated[Optional[int], typer.Option(help="Tuning points per study [default: the suite's].")] = None,
     seeds: Annotated[Optional[int], typer.Option(help="Seeds each study's best setting is rerun with [default: the suite's].")] = None,
@@ -138,13 +143,16 @@ def bench(
     optimizer_file: Annotated[Optional[list[Path]], typer.Option(
         help="A Python file defining OPTIMIZERS = {label: (factory, {'lr': (low, high)})}; repeatable.")] = None,
     rank_by: Annotated[str, typer.Option(help="steps (default; machine-independent) or time.")] = "steps",
+    lr_find: Annotated[bool, typer.Option(
+        "--lr-find", help="Centre each learning-rate search range on the LR range test's suggestion on the problem "
+                          "(same width).")] = False,
 ) -> None:
     """Tune and rerun every optimizer on every problem, then write the report. Re-run to resume."""
     _at_least_one(trials=trials, seeds=seeds, studies=studies, workers=workers)
     if problems and suite:
         _fail(f"give either --problems or --suite, not both (got --problems {','.join(problems)} --suite {suite})")
     from optimlab.lab import store, sweep
-    from optimlab.lab.optimizers import optimizer_names
+    from optimlab.lab.optimizers import optimizer_names, unknown_name, untuned_label
     from optimlab.lab.problems import get_suite
     from optimlab.lab.user import Sources
 
@@ -156,12 +164,19 @@ def bench(
         problem_names = _names(problems) or user_problems or list(chosen_suite.problems)
         for name in problem_names:
             sources.problem(name)
-        # A suite's own optimizers go with its problems; named problems get every optimizer.
-        suite_optimizers = None if problems or user_problems else chosen_suite.optimizers
+        # A suite's own optimizers and untuned track go with its problems; named problems get every optimizer.
+        from_suite = not (problems or user_problems)
+        suite_optimizers = chosen_suite.optimizers if from_suite else None
         optimizer_list = _names(optimizers) or [*sources.user_candidates(), *(suite_optimizers or optimizer_names())]
-        optimizer_list = [sources.candidate(name).label for name in optimizer_list]
+        untuned_names = (list(chosen_suite.untuned) if untuned is None and from_suite and not optimizers
+                         else [n for n in _names(untuned) if n.lower() != "none"])
+        for name in untuned_names:
+            if name.lower() not in optimizer_names():
+                raise ValueError(f"--untuned takes catalog optimizers: {unknown_name('optimizer', name, optimizer_names())}")
+        optimizer_list += [untuned_label(name) for name in untuned_names]
+        optimizer_list = list(dict.fromkeys(sources.candidate(name).label for name in optimizer_list))
         plan = sweep.Plan(trials=trials or chosen_suite.trials, seeds=seeds or chosen_suite.seeds,
-                          studies=studies or chosen_suite.studies, sampler=sampler)
+                          studies=studies or chosen_suite.studies, sampler=sampler, lr_find=lr_find)
     except ValueError as error:
         _fail(_option(str(error)))
     _check_writable(out, "--out")

@@ -109,6 +109,15 @@ class Optimizer(torch.optim.Optimizer):
         for group in converted["param_groups"]:
             self._validate(group)
         super().load_state_dict(converted)
+        # torch casts floating-point state to its parameter's dtype; 0-d float64 accumulators
+        # (Prodigy's d, Schedule-Free's weight sum) stay float64, as saved, or a float32 model
+        # would resume with them rounded.
+        saved_ids = [i for group in converted["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for index, param in zip(saved_ids, params):
+            for key, value in converted["state"].get(index, {}).items():
+                if torch.is_tensor(value) and value.ndim == 0 and value.dtype == torch.float64 and key != "step":
+                    self.state[param][key] = value.to(param.device, copy=True)
 
     # torch.compile runs the step as it is, never traced: it already is one compiled kernel
     # per group, with the hyperparameters passed at each call, so a scheduler changing

@@ -106,3 +106,55 @@ def test_cli_writes_the_plot_and_prints_the_suggestion(tmp_path):
                                    "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "error: unknown optimizer 'nope'" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_the_lab_centres_its_search_range_on_the_suggestion(tmp_path):
+    """``Plan(lr_find=True)`` (``bench --lr-find``): each lr range keeps its width on the log scale
+    and is centred on the range test's suggestion on the problem's validation split; the sweep
+    tunes inside it and records it; an untuned candidate has no range to move."""
+    import math
+
+    from optimlab.lab import store, sweep
+    from optimlab.lab.optimizers import from_catalog
+    from optimlab.lab.problems import get_problem
+    from optimlab.lab.runner import seed_everything
+    from optimlab.lab.user import Sources
+
+    problem, candidate = get_problem("logreg_breast_cancer"), from_catalog("sgd")
+    (catalog,) = candidate.space
+    seed_everything(sweep.TUNING_SEED)
+    task = problem.build(sweep.TUNING_SEED, "validation", False)
+    suggestion = lr_sweep(task.model, lambda model, step: task.train_loss(step), range(1, 101),
+                          lambda params, lr: optimlab.SGD(params, lr=lr), start_lr=catalog.low, end_lr=catalog.high,
+                          steps=100).suggestion
+    plan = sweep.Plan(trials=3, seeds=1, lr_find=True)
+    (centred,) = plan.budget(problem, candidate).space
+    assert centred["name"] == "lr" and centred["log"]
+    assert math.sqrt(centred["low"] * centred["high"]) == pytest.approx(suggestion, rel=1e-12)
+    assert centred["high"] / centred["low"] == pytest.approx(catalog.high / catalog.low, rel=1e-12)
+    assert (centred["low"], centred["high"]) != (catalog.low, catalog.high)
+    assert plan.budget(problem, from_catalog("prodigy (untuned)")).space == []
+    assert sweep.Plan(trials=3, seeds=1).to_dict() == {k: v for k, v in plan.to_dict().items() if k != "lr_find"}
+
+    url = f"sqlite:///{tmp_path / 'optimlab.db'}"
+    sweep.run_pairs(url, sweep.resolve([(problem.name, "sgd")], Sources()), plan)
+    (pair,) = store.load_pairs(url)
+    assert pair.plan["space"] == [centred] and pair.plan["lr_find"] is True
+    tried = [run.hparams["lr"] for run in pair.tuning[0]]
+    assert len(tried) == 3 and all(centred["low"] <= lr <= centred["high"] for lr in tried)
+    with pytest.raises(ValueError, match=r"store was made with .*lr_find, not trials 3"):
+        sweep.run_pairs(url, sweep.resolve([(problem.name, "sgd")], Sources()), sweep.Plan(trials=3, seeds=1))
+
+
+def test_bench_lr_find_option(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from optimlab.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--problems", "logreg_breast_cancer", "--optimizers", "sgd", "--trials", "1",
+                                      "--seeds", "1", "--lr-find", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "results.json").read_text())["meta"]["lr_find"] is True
+    assert "centred on each optimizer's LR range test suggestion" in (tmp_path / "summary.md").read_text()

@@ -82,3 +82,51 @@ def test_muon_newton_schulz_runs_in_float32_in_the_lab():
     assert from_catalog("muon").make(params, {"lr": 0.02}).param_groups[0]["ns_dtype"] is torch.float32
     assert from_catalog("muon").make(params, {"lr": 0.02, "ns_dtype": torch.float64}).param_groups[0]["ns_dtype"] is torch.float64
     assert "ns_dtype" not in from_catalog("adam").make(params, {"lr": 0.02}).param_groups[0]
+
+
+def test_schedule_free_is_evaluated_at_its_average_point():
+    """The lab steps Schedule-Free at y (train mode) and evaluates it at the average x: the
+    recorded metric is the metric at x = (y - (1 - beta) z) / beta, computed here from the
+    optimizer's state, not the metric at y."""
+    from optimlab.lab.runner import seed_everything
+
+    problem, beta = get_problem("saddle"), 0.9
+    record = run(problem, "schedulefree_sgd", {"lr": 0.05}, seed=0, split="validation")
+    seed_everything(0)
+    task = problem.build(0, "validation", False)
+    params = list(task.model.parameters())
+    optimizer = optimlab.ScheduleFreeSGD(params, lr=0.05, momentum=beta)
+    optimizer.train()
+    at_x, at_y = [], []
+    for step in range(1, problem.spec.steps + 1):
+        optimizer.zero_grad(set_to_none=True)
+        task.train_loss(step).backward()
+        optimizer.step()
+        if step in record.steps:
+            at_y.append(task.evaluate())
+            y = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                for p in params:
+                    p.copy_((p - (1 - beta) * optimizer.state[p]["z"]) / beta)
+            at_x.append(task.evaluate())
+            with torch.no_grad():
+                for p, saved in zip(params, y):
+                    p.copy_(saved)
+    assert record.steps_to_target is not None
+    assert record.metric == pytest.approx(at_x, rel=1e-6, abs=1e-9)
+    assert max(abs(a - b) for a, b in zip(at_x, at_y)) > 1e-3  # x and y differ: the test can tell them apart
+
+
+def test_step_timing_and_lr_find_step_schedule_free_in_train_mode():
+    """Both step optimizers outside `run`: Schedule-Free, which refuses to step in eval mode, is put in train mode."""
+    from optimlab.lab import timing
+    from optimlab.lab.lr_find import lr_sweep
+
+    problem = get_problem("saddle")
+    times = timing.measure(problem, [(from_catalog("schedulefree_sgd"), {"lr": 0.05})], rounds=2, steps_per_round=2)
+    assert times["schedulefree_sgd"].median > 0
+    task = problem.build(0, "validation", False)
+    before = [p.detach().clone() for p in task.model.parameters()]
+    result = lr_sweep(task.model, lambda model, step: task.train_loss(step), range(1, 41), "schedulefree_sgd",
+                      start_lr=1e-4, end_lr=1.0, steps=40)
+    assert result.lrs and all(torch.equal(p, q) for p, q in zip(task.model.parameters(), before))

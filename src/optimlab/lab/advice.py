@@ -35,6 +35,8 @@ def megabytes(value: float) -> str:
 
 
 def setting(result: OptimizerResult) -> str:
+    if result.untuned:
+        return "defaults (no search)"
     if result.best_hparams is None:
         return "–"
     return ", ".join(f"{name} {number(value)}" for name, value in result.best_hparams.items())
@@ -132,3 +134,32 @@ def recommendation(problem: ProblemResult) -> str:
     if fragile:
         text.append(f"Diverged at every setting tried: {', '.join(fragile)}.")
     return " ".join(text)
+
+
+def _steps_phrase(result: OptimizerResult) -> str:
+    spec = result.spec
+    if result.holds_target:
+        return f"held the target in {number(result.steps_to_target)} steps (median over seeds)"
+    return f"did not hold the target on half its seeds (final {spec.metric} {number(result.final_median, 4)})"
+
+
+def self_tuning(problem: ProblemResult) -> str | None:
+    """The self-tuning track against the tuned optimizers, in a sentence: the best untuned
+    optimizer, and whether the best tuned one, with its tuning runs, did better (a better
+    rank), as well (a shared rank) or worse. None without both kinds."""
+    ranking, ranks = problem.ranking(), problem.ranks()
+    untuned = next((r for r in ranking if r.untuned), None)
+    tuned = next((r for r in ranking if not r.untuned), None)
+    if untuned is None or tuned is None:
+        return None
+    text = f"**{untuned.optimizer}** {_steps_phrase(untuned)} at its defaults, with no tuning run (rank {ranks[untuned.optimizer]})"
+    trials = f"{len(tuned.tuning)} tuning trials"
+    if ranks[tuned.optimizer] < ranks[untuned.optimizer]:
+        verdict = f"tuned **{tuned.optimizer}** needed {trials} to do better: it {_steps_phrase(tuned)}"
+    elif ranks[tuned.optimizer] == ranks[untuned.optimizer]:
+        verdict = (f"tuned **{tuned.optimizer}** did as well (a shared rank: within the noise) after {trials}: "
+                   f"it {_steps_phrase(tuned)}")
+    else:
+        verdict = (f"no tuned optimizer did as well: the best, **{tuned.optimizer}** (rank {ranks[tuned.optimizer]}, "
+                   f"after {trials}), {_steps_phrase(tuned)}")
+    return f"{text}; {verdict}."

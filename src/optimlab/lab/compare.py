@@ -31,6 +31,7 @@ def compare(
     out: str | Path = "optimlab-out",
     storage: str | None = None,
     sampler: str = "qmc",
+    lr_find: bool = False,
     **problem_options,
 ) -> Results:
     """Tune and compare ``optimizers`` on your problem with the lab's protocol; write the report.
@@ -43,7 +44,9 @@ def compare(
         compare(..., optimizers=["adam", {"adamw_wd0.1": (
             lambda params, lr: optimlab.AdamW(params, lr=lr, weight_decay=0.1), {"lr": (1e-5, 1.0)})}])
 
-    (default: every catalog optimizer). Re-running with the same ``out``/``storage`` resumes.
+    (default: every catalog optimizer; ``"prodigy (untuned)"`` runs one at its defaults, with no
+    search). ``lr_find=True`` first centres each learning-rate range on the LR range test's
+    suggestion (`lr_find.centred_space`). Re-running with the same ``out``/``storage`` resumes.
     Returns the results of everything in the store.
     """
     if problem is None:
@@ -54,7 +57,7 @@ def compare(
     elif problem_options:
         raise TypeError(f"problem options {sorted(problem_options)} are for a problem defined here, not problem=")
     chosen = candidates(optimizers if optimizers is not None else optimizer_names())
-    plan = sweep.Plan(trials=trials, seeds=seeds, studies=studies, sampler=sampler)
+    plan = sweep.Plan(trials=trials, seeds=seeds, studies=studies, sampler=sampler, lr_find=lr_find)
     url = storage or store.default_storage(out)
     sweep.run_pairs(url, [(problem, candidate) for candidate in chosen], plan)
     results = load_results(url)

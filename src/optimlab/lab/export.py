@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from .advice import flags, recommendation
+from .advice import flags, recommendation, self_tuning
 from .files import atomic_write_text
 from .results import OptimizerResult, ProblemResult, Results
 from .runner import RunRecord
@@ -17,7 +17,7 @@ from .runner import RunRecord
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ("problem", "rank", "optimizer", "hparams", "steps_to_target", "steps_low", "steps_high",
                "seeds", "seeds_held", "seeds_touched", "final_metric", "final_low", "final_high",
-               "step_cost", "mean_step_time", "state_mb", "diverged_tuning", "tuning_runs", "fragile", "flags")
+               "step_cost", "mean_step_time", "state_mb", "diverged_tuning", "tuning_runs", "untuned", "fragile", "flags")
 
 
 def _finite(value: float | None) -> float | int | None:
@@ -38,7 +38,7 @@ def _standing(result: OptimizerResult, rank: int) -> dict:
         "optimizer_flops": result.optimizer_flops, "model_flops": result.model_flops,
         "step_cost": result.step_cost, "mean_step_time": _finite(result.mean_step_time),
         "state_mb": _finite(result.state_mb), "diverged_tuning": result.diverged_tuning,
-        "tuning_runs": len(result.tuning), "fragile": result.fragile, "edges": result.edges, "flags": flags(result),
+        "tuning_runs": len(result.tuning), "untuned": result.untuned, "fragile": result.fragile, "edges": result.edges, "flags": flags(result),
     }
 
 
@@ -69,6 +69,7 @@ def problem_json(problem: ProblemResult) -> dict:
             "group": [r.optimizer for r in groups[0]] if groups else [],
             "text": recommendation(problem).replace("**", ""),
         },
+        "self_tuning": (self_tuning(problem) or "").replace("**", "") or None,
         "runs": runs,
     }
 
@@ -93,7 +94,8 @@ def results_csv(document: dict) -> str:
             writer.writerow("" if value is None else value for value in [name, row["rank"], row["optimizer"], json.dumps(row["hparams"]), row["steps_to_target"],
                              *steps, row["seeds"], row["seeds_held"], row["seeds_touched"], row["final_metric"],
                              *row["final_interval"], row["step_cost"], row["mean_step_time"], row["state_mb"],
-                             row["diverged_tuning"], row["tuning_runs"], row["fragile"], "; ".join(row["flags"])])
+                             row["diverged_tuning"], row["tuning_runs"], row["untuned"], row["fragile"],
+                             "; ".join(row["flags"])])
     return buffer.getvalue()
 
 

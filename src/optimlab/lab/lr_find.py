@@ -6,7 +6,8 @@ Train from the current weights while the learning rate grows exponentially from
 once it exceeds ``divergence`` times its minimum, and suggest the learning rate in the
 middle of the longest descending stretch of the curve (the valley; without the curve's
 first tenth and last 5 points, as fastai). The model and the
-optimizer are restored afterwards.
+optimizer are restored afterwards. `centred_space` moves a lab search range onto the suggestion
+(``optimlab bench --lr-find``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any
 import torch
 
 import optimlab
+from optimlab.catalog import Hyperparameter
+
+from .modes import training
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ def lr_sweep(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], t
         make = (lambda params, lr: optimlab.create(optimizer, params, lr=lr)) if isinstance(optimizer, str) \
             else optimizer
         opt, saved_optimizer = make(model.parameters(), lr=start_lr), None
+    training(opt)  # Schedule-Free steps in train mode (a given optimizer's mode is restored with its state)
     lrs, losses = [], []
     ratio = (end_lr / start_lr) ** (1 / (steps - 1))
     average, best = 0.0, math.inf
@@ -98,6 +103,42 @@ def lr_find(model, loss_fn, batches, optimizer="adam", *, plot: str | Path | Non
     if plot is not None:
         write_plot(result, Path(plot))
     return result.suggestion
+
+
+_CENTRED: dict[tuple, tuple[Hyperparameter, ...]] = {}  # per process: prepare may ask twice per pair
+
+
+def centred_space(problem, candidate, seed: int, steps: int = 100) -> tuple[Hyperparameter, ...]:
+    """``candidate``'s search space with its ``lr`` range centred on the range test's suggestion:
+    the test sweeps that range over ``steps`` training steps of ``problem``'s validation split
+    (built with ``seed``), and the new range has the old one's width on the log scale, centred
+    (geometrically) on the suggestion. Unchanged without a log-scaled ``lr`` (an untuned
+    candidate has none), or where the loss diverged before the test could suggest (a
+    RuntimeError of `lr_sweep`). Deterministic, like a run: the same problem, candidate and
+    seed give the same range."""
+    key = (problem.name, candidate.label, candidate.space, seed, steps)
+    if key not in _CENTRED:
+        _CENTRED[key] = _centred(problem, candidate, seed, steps)
+    return _CENTRED[key]
+
+
+def _centred(problem, candidate, seed: int, steps: int) -> tuple[Hyperparameter, ...]:
+    from .runner import seed_everything  # noqa: PLC0415 (the runner imports the problems; lr_find needs none)
+
+    lr = next((h for h in candidate.space if h.name == "lr" and h.log), None)
+    if lr is None:
+        return candidate.space
+    seed_everything(seed)
+    task = problem.build(seed, "validation", candidate.full_batch)
+    try:
+        result = lr_sweep(task.model, lambda model, step: task.train_loss(step), range(1, steps + 1),
+                          lambda params, lr: candidate.make(params, {"lr": lr}), start_lr=lr.low, end_lr=lr.high,
+                          steps=steps)
+    except RuntimeError:
+        return candidate.space
+    half_width = math.sqrt(lr.high / lr.low)
+    centred = Hyperparameter("lr", result.suggestion / half_width, result.suggestion * half_width)
+    return tuple(centred if h is lr else h for h in candidate.space)
 
 
 def valley(lrs: list[float], losses: list[float]) -> float:

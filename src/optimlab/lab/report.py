@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from . import export, plots
-from .advice import flags, megabytes, number, recommendation, setting, span
+from .advice import flags, megabytes, number, recommendation, self_tuning, setting, span
 from .files import atomic_write_text
 from .problems.test_functions import FUNCTIONS
 from .results import ProblemResult, Results, load_results
@@ -65,6 +65,11 @@ def meta_lines(results: Results) -> list[str]:
     if plan:
         lines.append(f"budget per (problem, optimizer): {plan.get('trials')} trials x {plan.get('studies', 1)} "
                      f"studies, then {plan.get('seeds')} seeds; sampler {plan.get('sampler', 'qmc')}")
+        if plan.get("lr_find"):
+            lines.append("learning-rate ranges centred on each optimizer's LR range test suggestion (--lr-find)")
+        if any(o.untuned for p in results.problems.values() for o in p.optimizers.values()):
+            lines.append(f"untuned (self-tuning track): no trials, the defaults run over the same {plan.get('seeds')} "
+                         "seeds with the same step budget")
     for key in ("versions", "cpu", "threads", "started"):
         if meta.get(key):
             value = meta[key]
@@ -108,7 +113,8 @@ nav a{margin-right:1em}"""
 
 _PROTOCOL = ("Each optimizer's hyperparameters are tuned with an equal budget on a validation split (several "
              "independent studies; the median study's best setting counts), then that setting is rerun over "
-             "several seeds on the test split. Ranks come from steps to a held target (then final metric), never "
+             "several seeds on the test split; an untuned optimizer (the self-tuning track) runs its defaults over "
+             "the same seeds with no tuning. Ranks come from steps to a held target (then final metric), never "
              "from wall-clock time; optimizers within each other's noise share a rank. See docs/lab.md.")
 
 _LEADERBOARD = ("Score: AlgoPerf's benchmark score, the performance profile on steps to target integrated up to "
@@ -147,10 +153,15 @@ def write_report(results: Results, out_dir: str | Path) -> dict[str, Path]:
                   plots.sensitivity(problem, figures / f"{name}_lr_sensitivity.png")]
         if name in FUNCTIONS:
             images.append(plots.trajectories(problem, figures / f"{name}_trajectories.png"))
-        markdown += [f"## {name}", "", about, "", f"**Recommendation.** {advice}", "", _markdown_table(COLUMNS, rows), ""]
+        untuned = self_tuning(problem)
+        markdown += [f"## {name}", "", about, "", f"**Recommendation.** {advice}", ""]
+        markdown += [f"**Self-tuning.** {untuned}", ""] if untuned else []
+        markdown += [_markdown_table(COLUMNS, rows), ""]
         markdown += [f"![{p.stem}](plots/{p.name})" for p in images] + [""]
         page += [f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>', f"<p>{html.escape(about)}</p>",
-                 f'<div class="rec">{_html_paragraph("Recommendation. " + advice)}</div>', _html_table(COLUMNS, rows)]
+                 f'<div class="rec">{_html_paragraph("Recommendation. " + advice)}</div>']
+        page += [_html_paragraph("Self-tuning. " + untuned)] if untuned else []
+        page += [_html_table(COLUMNS, rows)]
         page += [_html_image(p) for p in images]
     paths = {"html": out / "report.html", "markdown": out / "summary.md", "plots": figures,
              **export.write(results, out)}

@@ -60,6 +60,11 @@ class OptimizerResult:
     #: measured seconds (ranking by time, see `timing`)
     step_time: StepTime = UNIT
 
+    @property
+    def untuned(self) -> bool:
+        """Searched nothing: run at its defaults over the seeds (the self-tuning track)."""
+        return not self.space
+
     # ---- what each run shows -------------------------------------------------------------------
     def held(self, run: RunRecord) -> bool:
         """Reached the target and still met it at the end of the run."""

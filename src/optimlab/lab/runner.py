@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .modes import evaluating, training
 from .optimizers import Candidate, from_catalog
 from .problems import SPLITS, Problem
 
@@ -87,7 +88,8 @@ def run(problem: Problem, candidate: Candidate | str, hparams: dict[str, float],
     """Train ``problem`` with ``candidate.make(params, hparams)`` (a catalog name is
     `from_catalog(name)`) for its step budget.
 
-    A non-finite loss or metric, or a training loss above ``spec.divergence_bound`` of the
+    An optimizer with train and eval modes (Schedule-Free) steps in train mode and is
+    evaluated in eval mode (`modes`). A non-finite loss or metric, or a training loss above ``spec.divergence_bound`` of the
     initial loss, ends the run and is recorded in ``diverged_at``; it is not raised.
     """
     if split not in SPLITS:
@@ -97,7 +99,7 @@ def run(problem: Problem, candidate: Candidate | str, hparams: dict[str, float],
     seed_everything(seed)
     spec = problem.spec
     task = problem.build(seed, split, candidate.full_batch)
-    opt = candidate.make(task.model.parameters(), hparams)
+    opt = training(candidate.make(task.model.parameters(), hparams))
     if getattr(opt, "transform", None) is not None and opt.transform.supports_sparse:
         sparse_embeddings(task.model)
     record = RunRecord(problem=spec.name, optimizer=candidate.label, hparams=dict(hparams), seed=seed, split=split,
@@ -124,7 +126,8 @@ def run(problem: Problem, candidate: Candidate | str, hparams: dict[str, float],
         loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
         if step % spec.eval_every and step != spec.steps:
             continue
-        value = task.evaluate()
+        with evaluating(opt):  # Schedule-Free: the metric at the average x, not at y
+            value = task.evaluate()
         if not math.isfinite(value):
             record.diverged_at = step
             break

@@ -1,4 +1,5 @@
-"""Which tuned setting a study's seed reruns use: its best run.
+"""Which tuned setting a study's seed reruns use: its best run (an untuned candidate, which
+searches nothing, reruns its defaults).
 
 A study is one independent search of an optimizer's space (its own points); each study's best
 setting is rerun over seeds, and the verdict scores the median study (`results`), as AlgoPerf's
@@ -26,3 +27,12 @@ def best_of_study(spec: ProblemSpec, runs: Sequence[RunRecord]) -> RunRecord | N
     """The study's best run that did not diverge (the earliest point on ties); None if all did."""
     finished = [(run_key(spec, r), i, r) for i, r in enumerate(runs) if not r.failed]
     return min(finished, key=lambda item: item[:2])[2] if finished else None
+
+
+def chosen_setting(spec: ProblemSpec, space: Sequence, runs: Sequence[RunRecord]) -> dict[str, float] | None:
+    """The setting a study's seed reruns use: its best run's, or the defaults (``{}``) where the
+    search space is empty (the self-tuning track); None when every tuning run diverged."""
+    if not space:
+        return {}
+    best = best_of_study(spec, runs)
+    return None if best is None else dict(best.hparams)

@@ -375,7 +375,7 @@ class Store:
 
     # ---- reading back ------------------------------------------------------------------------
     def load_pairs(self) -> list["PairRecords"]:
-        from .selection import best_of_study  # noqa: PLC0415 (selection imports the runner, as this does)
+        from .selection import chosen_setting  # noqa: PLC0415 (selection imports the runner, as this does)
 
         if self.stored_plan() is None:
             return []
@@ -395,13 +395,13 @@ class Store:
         loaded = []
         for pair in pair_rows:
             spec, runs = ProblemSpec.from_dict(json.loads(pair.spec)), by_pair.get(pair.id, {})
+            space = json.loads(pair.space)
             tuning = [runs.get((study, TUNE), []) for study in range(plan["studies"])]
             reruns = []
             for study, study_runs in enumerate(tuning):
-                best = best_of_study(spec, study_runs)
-                reruns.append([r for r in runs.get((study, SEED), [])
-                               if best is not None and r.hparams == best.hparams])
-            loaded.append(PairRecords(spec, pair.optimizer, {**plan, "space": json.loads(pair.space)}, tuning, reruns))
+                chosen = chosen_setting(spec, space, study_runs)
+                reruns.append([r for r in runs.get((study, SEED), []) if chosen is not None and r.hparams == chosen])
+            loaded.append(PairRecords(spec, pair.optimizer, {**plan, "space": space}, tuning, reruns))
         return loaded
 
 
@@ -419,11 +419,12 @@ def check_plan(stored: dict | None, plan: dict, extend: bool) -> bool:
     whether the reruns must be re-opened (more tuning points per study)."""
     if stored is None or stored == plan:
         return False
-    shown = lambda p: ", ".join(f"{k} {p.get(k)}" for k in ("trials", "seeds", "studies", "sampler", "sampler_seed"))
+    shown = lambda p: ", ".join([*(f"{k} {p.get(k)}" for k in ("trials", "seeds", "studies", "sampler", "sampler_seed")),
+                                 *(["lr_find"] if p.get("lr_find") else [])])
     if not extend:
         raise ValueError(f"store was made with {shown(stored)}, not {shown(plan)}; repeat its budget, "
                          f"or pass --extend to add to it, or use another --out")
-    fixed = [k for k in ("sampler", "sampler_seed") if stored.get(k) != plan.get(k)]
+    fixed = [k for k in ("sampler", "sampler_seed", "lr_find") if stored.get(k) != plan.get(k)]
     smaller = [k for k in ("trials", "seeds", "studies") if plan[k] < stored[k]]
     if fixed or smaller:
         raise ValueError(f"--extend can only add trials, seeds or studies to the store's {shown(stored)}, "

@@ -27,10 +27,11 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from . import store
+from .lr_find import centred_space
 from .optimizers import Candidate
 from .problems import Problem
 from .runner import RunRecord, run
-from .selection import best_of_study
+from .selection import chosen_setting
 from .user import Sources
 
 SAMPLERS = ("qmc", "random")
@@ -57,13 +58,15 @@ class Interrupted(BaseException):
 class Plan:
     """How much to run per (problem, optimizer): ``studies`` tuning studies of ``trials`` points
     from ``sampler`` (``qmc``: scrambled Halton; ``random``: uniform), then ``seeds`` reruns of
-    each study's best setting."""
+    each study's best setting. ``lr_find``: each learning-rate range is first centred on the LR
+    range test's suggestion on the problem (`lr_find.centred_space`, with study 0's tuning seed)."""
 
     trials: int
     seeds: int
     studies: int = 1
     sampler: str = "qmc"
     sampler_seed: int = 0
+    lr_find: bool = False
 
     def __post_init__(self):
         for name in ("trials", "seeds", "studies"):
@@ -72,18 +75,26 @@ class Plan:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not isinstance(self.lr_find, bool):
+            raise ValueError(f"lr_find must be True or False, got {self.lr_find!r}")
 
     @property
     def seed_values(self) -> tuple[int, ...]:
         return tuple(range(1, self.seeds + 1))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        plan = asdict(self)
+        if not self.lr_find:  # a store made before the option holds the same plan
+            del plan["lr_find"]
+        return plan
 
     def points(self, space, study: int) -> list[dict[str, float]]:
         """Study ``study``'s tuning points. Seeded by the sampler seed, the study and the search
         space itself (not the optimizer's name), so candidates with the same space get the same
-        points (common random numbers); point k depends only on k, so a larger budget adds points."""
+        points (common random numbers); point k depends only on k, so a larger budget adds points.
+        An empty space has none: its reruns use the defaults."""
+        if not space:
+            return []
         space_key = zlib.crc32(json.dumps([h.to_dict() for h in space], sort_keys=True).encode())
         generator = np.random.default_rng([self.sampler_seed, study, space_key])
         if self.sampler == "qmc":
@@ -95,9 +106,14 @@ class Plan:
         return [{h.name: _scaled(h, float(u)) for h, u in zip(space, row)} for row in unit]
 
     def budget(self, problem: Problem, candidate: Candidate) -> store.PairBudget:
-        return store.PairBudget(problem.spec, candidate.label, [h.to_dict() for h in candidate.space],
-                                [self.points(candidate.space, s) for s in range(self.studies)],
-                                [TUNING_SEED + s for s in range(self.studies)], self.seed_values)
+        """The pair's items: ``studies`` studies of ``trials`` points, then the seed reruns of each;
+        an untuned candidate: one study of no points, its defaults rerun over the same seeds
+        (more studies would repeat the same runs)."""
+        studies = 1 if candidate.untuned else self.studies
+        space = centred_space(problem, candidate, TUNING_SEED) if self.lr_find else candidate.space
+        return store.PairBudget(problem.spec, candidate.label, [h.to_dict() for h in space],
+                                [self.points(space, s) for s in range(studies)],
+                                [TUNING_SEED + s for s in range(studies)], self.seed_values)
 
 
 def _scaled(h, u: float) -> float:
@@ -146,12 +162,12 @@ def prepare(opened: store.Store, pairs: Sequence[tuple[Problem, Candidate]], pla
 def _run_item(opened: store.Store, item: store.Item, problem: Problem, candidate: Candidate) -> RunRecord | None:
     if item.kind == store.TUNE:
         return run(problem, candidate, item.hparams, item.seed, "validation")
-    best = best_of_study(problem.spec, opened.tuning_records(item.pair_id, item.study))
-    if best is None:
+    hparams = chosen_setting(problem.spec, candidate.space, opened.tuning_records(item.pair_id, item.study))
+    if hparams is None:
         return None  # every tuning run of the study diverged: nothing to rerun
-    if item.record is not None and item.record.hparams == best.hparams:
+    if item.record is not None and item.record.hparams == hparams:
         return item.record  # an extended budget did not change this study's best setting
-    return run(problem, candidate, best.hparams, item.seed, "test")
+    return run(problem, candidate, hparams, item.seed, "test")
 
 
 def work(opened: store.Store, pairs: dict[int, tuple[Problem, Candidate]], on_run: OnRun | None = None) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .files import atomic_write_text
+from .modes import training
 from .optimizers import Candidate
 from .runner import seed_everything
 from .problems import Problem
@@ -48,7 +49,7 @@ def measure(problem: Problem, settings: Sequence[tuple[Candidate, dict[str, floa
     for candidate, hparams in settings:
         seed_everything(0)
         task = problem.build(0, "test", candidate.full_batch)
-        tasks.append((candidate.label, task, candidate.make(task.model.parameters(), hparams)))
+        tasks.append((candidate.label, task, training(candidate.make(task.model.parameters(), hparams))))
     samples: dict[str, list[float]] = {label: [] for label, _, _ in tasks}
     step = 0
     for round_ in range(rounds + 1):  # round 0 warms up (allocation, kernel caches) and is dropped

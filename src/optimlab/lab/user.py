@@ -25,7 +25,7 @@ import torch
 
 from optimlab.catalog import CATALOG, Hyperparameter
 
-from .optimizers import Candidate, from_catalog, unknown_name
+from .optimizers import Candidate, catalog_name, from_catalog, unknown_name
 from .problems import PROBLEMS, Problem, ProblemSpec
 from .problems.data import Splits
 from .problems.recipes import Recipe, supervised_problem
@@ -57,7 +57,7 @@ def candidate(label: str, factory: Callable[..., torch.optim.Optimizer], space: 
     """A user configuration, checked: a label that is not a catalog name, a callable, a space."""
     if not isinstance(label, str) or not label or "/" in label:
         raise ValueError(f"optimizer label must be a non-empty string without '/', got {label!r}")
-    if label.lower() in CATALOG:
+    if catalog_name(label) is not None:
         raise ValueError(f"optimizer label {label!r} is a catalog name; choose another label")
     if not callable(factory):
         raise TypeError(f"factory of {label!r} must be callable (params, **hyperparameters), got {factory!r}")
@@ -210,7 +210,7 @@ class Sources:
         user = self.user_candidates()
         if name in user:
             return user[name]
-        if name.lower() in CATALOG:
+        if catalog_name(name) is not None:
             return from_catalog(name)
         raise ValueError(unknown_name("optimizer", name, [*CATALOG, *user]))
 

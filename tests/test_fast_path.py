@@ -23,7 +23,7 @@ import torch
 import optimlab
 from optimlab.fused import cpu, engine
 from helpers import MLP, PARITY_STEPS, assert_close, param_groups, params_of, train
-from optimizer_cases import SAMPLES, ids
+from optimizer_cases import CASES_BY_NAME, SAMPLES, ids
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="no C compiler for the fused path")
 
@@ -120,8 +120,9 @@ def test_every_name_fused_on_a_larger_model(name, dtype, mode):
     ours = [torch.randn(s, dtype=dtype, requires_grad=True) for s in shapes]
     twin = [p.detach().clone().requires_grad_() for p in ours]
     kwargs = {"lr": 1e-2} if name not in ("adadelta",) else {}
-    fused = optimlab.create(name, ours, fused=True, **kwargs)
-    eager = optimlab.create(name, twin, foreach=True, **kwargs)
+    case = CASES_BY_NAME[name]
+    fused = case.ready(optimlab.create(name, ours, fused=True, **kwargs))
+    eager = case.ready(optimlab.create(name, twin, foreach=True, **kwargs))
     for _ in range(20):
         grads = [torch.randn_like(p) for p in ours]
         for p, q, g in zip(ours, twin, grads):

@@ -117,3 +117,48 @@ def mse_step(model: nn.Module, optimizer, x, y) -> None:
 
 def flat_params(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def assert_16_bit_run_within_two_ulps(make: Callable[[list], torch.optim.Optimizer], dtype: torch.dtype,
+                                      steps: int = 20) -> torch.optim.Optimizer:
+    """``make(param_groups)`` on 16-bit parameters with the group key ``state_dtype=torch.float32``
+    and on their float32 copies, given the same gradients: the 16-bit run keeps float32 buffers and
+    stays within two 16-bit ulps (of the largest weight) of the float32 run, which moved further
+    than that. Returns the 16-bit run's optimizer."""
+    generator = torch.Generator().manual_seed(6)
+    start = [torch.randn(shape, generator=generator).to(dtype) for shape in ((6, 4), (6,))]
+    half = [nn.Parameter(x.clone()) for x in start]
+    wide = [nn.Parameter(x.float()) for x in start]
+    optimizers = [make([{"params": half, "state_dtype": torch.float32}]), make([{"params": wide}])]
+    for _ in range(steps):
+        grads = [torch.randn(x.shape, generator=generator).to(dtype) for x in start]
+        for p, q, g in zip(half, wide, grads):
+            p.grad, q.grad = g.clone(), g.float()
+        for optimizer in optimizers:
+            optimizer.step()
+    assert all(buffer.dtype == torch.float32 for buffer in optimizers[0].state[half[0]].values()
+               if isinstance(buffer, torch.Tensor) and buffer.is_floating_point())
+    for ours, reference, x in zip(half, wide, start):
+        assert ours.dtype == dtype and torch.isfinite(ours).all()
+        within = 2 * torch.finfo(dtype).eps * reference.abs().max()
+        assert (ours.float() - reference).abs().max() <= within < 0.25 * (reference - x.float()).abs().max()
+    return optimizers[0]
+
+
+def assert_follows_numpy_formula(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], reference: Callable,
+                                 hyperparams: dict[str, Any], steps: int, rng) -> None:
+    """``optimizer`` over float64 ``params`` and the NumPy ``reference`` step (one state per
+    tensor), fed the same noisy gradients of |x|^2 / 2 (taken at optimizer's parameters), agree
+    to 1e-10 after ``steps`` steps."""
+    import numpy as np
+
+    xs = [p.detach().numpy().copy() for p in params]
+    states: list[dict] = [{} for _ in params]
+    for t in range(1, steps + 1):
+        grads = [rng.standard_normal(p.shape) + p.detach().numpy() for p in params]
+        for p, g in zip(params, grads):
+            p.grad = torch.tensor(g)
+        optimizer.step()
+        xs = [reference(x, g, state, t, hyperparams) for x, g, state in zip(xs, grads, states)]
+    for p, x in zip(params, xs):
+        np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-10, atol=1e-14)

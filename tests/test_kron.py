@@ -21,7 +21,7 @@ import torch
 
 import optimlab
 import reference_numpy as ref
-from helpers import MLP, PARITY_STEPS, assert_close, params_of, record
+from helpers import MLP, PARITY_STEPS, assert_16_bit_run_within_two_ulps, assert_close, params_of, record
 from optimizer_cases import CASES_BY_NAME
 
 pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
@@ -190,22 +190,5 @@ def test_seeds_choose_the_probes():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_16_bit_parameters_step_in_float32_with_state_dtype(dtype):
     """With ``state_dtype=torch.float32`` the factors and the math are float32: given the same
-    gradients, the run stays within two 16-bit ulps of a float32 run."""
-    generator = torch.Generator().manual_seed(6)
-    start = [torch.randn(shape, generator=generator).to(dtype) for shape in ((6, 4), (6,))]
-    half = [torch.nn.Parameter(x.clone()) for x in start]
-    wide = [torch.nn.Parameter(x.float()) for x in start]
-    optimizers = [optimlab.PSGDKron([{"params": half, "state_dtype": torch.float32}], lr=0.01),
-                  optimlab.PSGDKron(wide, lr=0.01)]
-    for _ in range(20):
-        grads = [torch.randn(x.shape, generator=generator).to(dtype) for x in start]
-        for p, q, g in zip(half, wide, grads):
-            p.grad, q.grad = g.clone(), g.float()
-        for optimizer in optimizers:
-            optimizer.step()
-    assert all(buffer.dtype == torch.float32 for buffer in optimizers[0].state[half[0]].values()
-               if isinstance(buffer, torch.Tensor))
-    for ours, reference, x in zip(half, wide, start):
-        assert ours.dtype == dtype and torch.isfinite(ours).all()
-        within = 2 * torch.finfo(dtype).eps * reference.abs().max()
-        assert (ours.float() - reference).abs().max() <= within < 0.25 * (reference - x.float()).abs().max()
+    gradients, within two 16-bit ulps of a float32 run."""
+    assert_16_bit_run_within_two_ulps(lambda groups: optimlab.PSGDKron(groups, lr=0.01), dtype)

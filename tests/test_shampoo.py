@@ -11,7 +11,7 @@ import torch
 
 import optimlab
 import reference_numpy as ref
-from helpers import MLP, assert_close, record
+from helpers import MLP, assert_16_bit_run_within_two_ulps, assert_close, assert_follows_numpy_formula, record
 from optimizer_cases import CASES_BY_NAME
 
 pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
@@ -103,22 +103,11 @@ def test_a_3d_tensor_a_wide_side_and_a_preconditioned_vector_follow_the_numpy_fo
     """A 3x2x2 tensor as its 3x4 matrix with max_preconditioner_dim=3 (the 4-side keeps the
     identity) and a 3-vector with precondition_1d (exponent -1/2), with momentum."""
     rng = np.random.default_rng(3)
-    xs = [rng.standard_normal((3, 2, 2)), rng.standard_normal((3,))]
-    params = [torch.tensor(x, requires_grad=True) for x in xs]
+    params = [torch.tensor(rng.standard_normal(shape), requires_grad=True) for shape in ((3, 2, 2), (3,))]
     sample = {"lr": 0.01, "precondition_1d": True, "precondition_frequency": 3, "max_preconditioner_dim": 3,
               "momentum": 0.9, "weight_decay": 0.02}
     optimizer = optimlab.Shampoo(params, **sample)
-    hp = CASE.hyperparams(sample)
-    states = [{}, {}]
-    for t in range(1, 101):
-        grads = [rng.standard_normal(x.shape) + x for x in xs]  # a noisy gradient of |x|^2 / 2
-        for p, g, x in zip(params, grads, xs):
-            p.grad = torch.tensor(g - x + p.detach().numpy())
-        grads = [p.grad.numpy().copy() for p in params]
-        optimizer.step()
-        xs = [ref.shampoo(x, g, state, t, hp) for x, g, state in zip(xs, grads, states)]
-    for p, x in zip(params, xs):
-        np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-10, atol=1e-14)
+    assert_follows_numpy_formula(optimizer, params, ref.shampoo, CASE.hyperparams(sample), 100, rng)
     one_side = {"step", "exp_avg", "exp_avg_sq", "left", "left_inverse_root", "momentum_buffer"}
     assert set(optimizer.state[params[0]]) == set(optimizer.state[params[1]]) == one_side
     assert optimizer.state[params[0]]["left"].shape == (3, 3)
@@ -127,27 +116,9 @@ def test_a_3d_tensor_a_wide_side_and_a_preconditioned_vector_follow_the_numpy_fo
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_16_bit_parameters_step_in_float32_with_state_dtype(dtype):
     """With the group key ``state_dtype=torch.float32`` the buffers and the math are float32
-    (LAPACK has no 16-bit eigh): given the same gradients, the run stays within two 16-bit
-    ulps of a float32 run."""
-    generator = torch.Generator().manual_seed(6)
-    start = [torch.randn(shape, generator=generator).to(dtype) for shape in ((6, 4), (6,))]
-    half = [torch.nn.Parameter(x.clone()) for x in start]
-    wide = [torch.nn.Parameter(x.float()) for x in start]
-    options = {"lr": 0.05, "precondition_frequency": 3, "eps": 1e-6}
-    optimizers = [optimlab.Shampoo([{"params": half, "state_dtype": torch.float32}], **options),
-                  optimlab.Shampoo(wide, **options)]
-    for _ in range(20):
-        grads = [torch.randn(x.shape, generator=generator).to(dtype) for x in start]
-        for p, q, g in zip(half, wide, grads):
-            p.grad, q.grad = g.clone(), g.float()
-        for optimizer in optimizers:
-            optimizer.step()
-    assert all(buffer.dtype == torch.float32 for buffer in optimizers[0].state[half[0]].values()
-               if isinstance(buffer, torch.Tensor) and buffer.is_floating_point())
-    for ours, reference, x in zip(half, wide, start):
-        assert ours.dtype == dtype and torch.isfinite(ours).all()
-        within = 2 * torch.finfo(dtype).eps * reference.abs().max()  # two 16-bit ulps of the largest
-        assert (ours.float() - reference).abs().max() <= within < 0.25 * (reference - x.float()).abs().max()
+    (LAPACK has no 16-bit eigh): given the same gradients, within two 16-bit ulps of a float32 run."""
+    assert_16_bit_run_within_two_ulps(
+        lambda groups: optimlab.Shampoo(groups, lr=0.05, precondition_frequency=3, eps=1e-6), dtype)
 
 
 def test_trains_the_mlp():

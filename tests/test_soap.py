@@ -12,7 +12,8 @@ import torch
 
 import optimlab
 import reference_numpy as ref
-from helpers import MLP, PARITY_RTOL, PARITY_STEPS, assert_close, params_of, record, train
+from helpers import (MLP, PARITY_RTOL, PARITY_STEPS, assert_16_bit_run_within_two_ulps, assert_close,
+    assert_follows_numpy_formula, params_of, record, train)
 from optimizer_cases import CASES_BY_NAME
 
 pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
@@ -79,44 +80,16 @@ def test_a_preconditioned_vector_and_a_3d_tensor_follow_the_numpy_formula():
     """A 2-vector with precondition_1d (a 1-D null space at the first step: unique up to a
     sign, which the step does not depend on) and a 3x2x2 tensor as its 3x4 matrix."""
     rng = np.random.default_rng(3)
-    xs = [rng.standard_normal((2,)), rng.standard_normal((3, 2, 2))]
-    params = [torch.tensor(x, requires_grad=True) for x in xs]
+    params = [torch.tensor(rng.standard_normal(shape), requires_grad=True) for shape in ((2,), (3, 2, 2))]
     sample = {"lr": 0.01, "precondition_1d": True, "precondition_frequency": 3, "weight_decay": 0.02}
     optimizer = optimlab.SOAP(params, **sample)
-    hp = CASE.hyperparams(sample)
-    states = [{}, {}]
-    for t in range(1, 61):
-        grads = [rng.standard_normal(x.shape) + x for x in xs]  # a noisy gradient of |x|^2 / 2
-        for p, g, x in zip(params, grads, xs):
-            p.grad = torch.tensor(g - x + p.detach().numpy())
-        grads = [p.grad.numpy().copy() for p in params]
-        optimizer.step()
-        xs = [ref.soap(x, g, state, t, hp) for x, g, state in zip(xs, grads, states)]
-    for p, x in zip(params, xs):
-        np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-10, atol=1e-14)
+    assert_follows_numpy_formula(optimizer, params, ref.soap, CASE.hyperparams(sample), 60, rng)
     assert set(optimizer.state[params[0]]) == {"step", "exp_avg", "exp_avg_sq", "left", "left_basis"}
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_16_bit_parameters_step_in_float32_with_state_dtype(dtype):
     """With the group key ``state_dtype=torch.float32`` the buffers and the math are float32
-    (LAPACK has no 16-bit eigh or QR): given the same gradients, the run stays within the
-    two 16-bit ulps of a float32 run."""
-    generator = torch.Generator().manual_seed(6)
-    start = [torch.randn(shape, generator=generator).to(dtype) for shape in ((6, 4), (6,))]
-    half = [torch.nn.Parameter(x.clone()) for x in start]
-    wide = [torch.nn.Parameter(x.float()) for x in start]
-    optimizers = [optimlab.SOAP([{"params": half, "state_dtype": torch.float32}], lr=0.01, precondition_frequency=3),
-                  optimlab.SOAP(wide, lr=0.01, precondition_frequency=3)]
-    for _ in range(20):
-        grads = [torch.randn(x.shape, generator=generator).to(dtype) for x in start]
-        for p, q, g in zip(half, wide, grads):
-            p.grad, q.grad = g.clone(), g.float()
-        for optimizer in optimizers:
-            optimizer.step()
-    assert all(buffer.dtype == torch.float32 for buffer in optimizers[0].state[half[0]].values()
-               if isinstance(buffer, torch.Tensor) and buffer.is_floating_point())
-    for ours, reference, x in zip(half, wide, start):
-        assert ours.dtype == dtype and torch.isfinite(ours).all()
-        within = 2 * torch.finfo(dtype).eps * reference.abs().max()  # two 16-bit ulps of the largest
-        assert (ours.float() - reference).abs().max() <= within < 0.25 * (reference - x.float()).abs().max()
+    (LAPACK has no 16-bit eigh or QR): given the same gradients, within two 16-bit ulps of a
+    float32 run."""
+    assert_16_bit_run_within_two_ulps(lambda groups: optimlab.SOAP(groups, lr=0.01, precondition_frequency=3), dtype)

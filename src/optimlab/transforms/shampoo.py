@@ -6,7 +6,7 @@ import torch
 
 from .. import checks
 from ..transform import Transform
-from .soap import matrix_view, preconditioned_sides, working_dtype
+from .soap import matrix_view, two_sided_state, working_dtype
 
 # Meta's guard against a zero Shampoo direction in the grafting ratio.
 _GRAFTING_GUARD = 1e-16
@@ -92,18 +92,8 @@ class scale_by_shampoo(Transform):
                          use_bias_correction=use_bias_correction)
 
     def init(self, params, hyperparams):
-        state = {key: [] for key in self.state_keys}
-        for p in params:
-            if p.is_complex():
-                raise ValueError(f"params: Shampoo takes real parameters only, got one of dtype {p.dtype}")
-            rows, columns = preconditioned_sides(p, hyperparams["max_preconditioner_dim"],
-                                                 hyperparams["precondition_1d"])
-            for side, size in (("left", rows), ("right", columns)):
-                state[side].append(None if size is None else p.new_zeros(size, size))
-                state[f"{side}_inverse_root"].append(None if size is None else p.new_zeros(size, size))
-            state["exp_avg"].append(torch.zeros_like(p))
-            state["exp_avg_sq"].append(torch.zeros_like(p))
-        return {key: params.wrap(value) for key, value in state.items()}
+        return two_sided_state(params, "Shampoo", "inverse_root", hyperparams["max_preconditioner_dim"],
+                               hyperparams["precondition_1d"])
 
     def coefficients(self, hyperparams, step, state):
         beta1, beta2 = hyperparams["betas"]

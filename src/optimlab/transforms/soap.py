@@ -61,17 +61,8 @@ class scale_by_soap(Transform):
                          max_precondition_dim=max_precondition_dim, precondition_1d=precondition_1d)
 
     def init(self, params, hyperparams):
-        state = {key: [] for key in self.state_keys}
-        for p in params:
-            if p.is_complex():
-                raise ValueError(f"params: SOAP takes real parameters only, got one of dtype {p.dtype}")
-            rows, columns = preconditioned_sides(p, hyperparams["max_precondition_dim"], hyperparams["precondition_1d"])
-            for side, size in (("left", rows), ("right", columns)):
-                state[side].append(None if size is None else p.new_zeros(size, size))
-                state[f"{side}_basis"].append(None if size is None else p.new_zeros(size, size))
-            state["exp_avg"].append(torch.zeros_like(p))
-            state["exp_avg_sq"].append(torch.zeros_like(p))
-        return {key: params.wrap(value) for key, value in state.items()}
+        return two_sided_state(params, "SOAP", "basis", hyperparams["max_precondition_dim"],
+                               hyperparams["precondition_1d"])
 
     def coefficients(self, hyperparams, step, state):
         beta1, beta2 = hyperparams["betas"]
@@ -121,6 +112,23 @@ def preconditioned_sides(p: torch.Tensor, limit: int, precondition_1d: bool) -> 
         return (rows if rows is not None and rows <= limit else None), None
     rows, columns = as_matrix(p).shape
     return (rows if rows <= limit else None), (columns if columns <= limit else None)
+
+
+def two_sided_state(params, optimizer: str, derived: str, limit: int, precondition_1d: bool) -> dict:
+    """Adam's moments and, per preconditioned side, the statistics ``left``/``right`` and a
+    matrix ``{side}_{derived}`` made from them (None where a side keeps the identity); a
+    complex parameter raises ValueError naming ``optimizer``."""
+    state: dict[str, list] = {key: [] for key in ("exp_avg", "exp_avg_sq", "left", "right",
+                                                  f"left_{derived}", f"right_{derived}")}
+    for p in params:
+        if p.is_complex():
+            raise ValueError(f"params: {optimizer} takes real parameters only, got one of dtype {p.dtype}")
+        for side, size in zip(("left", "right"), preconditioned_sides(p, limit, precondition_1d)):
+            state[side].append(None if size is None else p.new_zeros(size, size))
+            state[f"{side}_{derived}"].append(None if size is None else p.new_zeros(size, size))
+        state["exp_avg"].append(torch.zeros_like(p))
+        state["exp_avg_sq"].append(torch.zeros_like(p))
+    return {key: params.wrap(value) for key, value in state.items()}
 
 
 def matrix_view(t: torch.Tensor) -> torch.Tensor:

@@ -94,6 +94,7 @@ def test_bench_takes_the_suites_optimizers_and_every_optimizer_for_named_problem
     from optimlab import cli
     from optimlab.catalog import CATALOG
     from optimlab.lab import sweep
+    from optimlab.lab.optimizers import untuned_label
 
     swept = []
 
@@ -105,4 +106,5 @@ def test_bench_takes_the_suites_optimizers_and_every_optimizer_for_named_problem
     for args in (["--suite", "quick"], ["--problems", "saddle"]):
         result = CliRunner().invoke(cli.app, ["bench", *args, "--out", str(tmp_path / args[1])])
         assert result.exit_code == 130, result.output
-    assert swept == [sorted(SUITES["quick"].optimizers), sorted(CATALOG)]
+    quick = SUITES["quick"]
+    assert swept == [sorted([*quick.optimizers, *map(untuned_label, quick.untuned)]), sorted(CATALOG)]

@@ -65,10 +65,14 @@ CASE = '''    Case(
 '''
 
 
-def _insert(path: Path, marker: str, text: str, before: bool = True) -> None:
+def _insert(path: Path, marker: str, text: str, before: bool = True, after: str = "") -> None:
+    """``text`` before (or after) the first ``marker`` that follows ``after``."""
     source = path.read_text()
-    assert marker in source, f"{path.name} has no {marker!r}"
-    path.write_text(source.replace(marker, text + marker if before else marker + text, 1))
+    start = source.find(after)
+    at = source.find(marker, start)
+    assert start >= 0 and at >= 0, f"{path.name} has no {marker!r} after {after!r}"
+    at += 0 if before else len(marker)
+    path.write_text(source[:at] + text + source[at:])
 
 
 @pytest.mark.slow
@@ -78,7 +82,7 @@ def test_four_pieces_make_an_optimizer(tmp_path):
     package = tmp_path / "src" / "optimlab"
     (package / "transforms" / "sign.py").write_text(TRANSFORM)                        # 1. the transform
     (package / "aliases.py").write_text((package / "aliases.py").read_text() + ALIAS)  # 2. the alias
-    _insert(package / "catalog.py", "}\n\n\ndef optimizers()", ENTRY)                  # 3. the catalog entry
+    _insert(package / "catalog.py", "}\n", ENTRY, after="\nCATALOG: dict")           # 3. the catalog entry
     _insert(tmp_path / "tests" / "optimizer_cases.py", "]\n\nCASES_BY_NAME", CASE)      # 4. the Case
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "src"), "OPTIMLAB_CACHE_DIR": str(tmp_path / "kernels")}
     run = lambda *args: subprocess.run([sys.executable, *args], env=env, cwd=tmp_path, capture_output=True,  # noqa: E731

@@ -16,9 +16,14 @@ from optimlab.lab import store
 
 
 def _items(db) -> list[tuple]:
+    """The store's items; none while the command that makes the store has not made its tables."""
     con = sqlite3.connect(db, timeout=30)
     try:
         return con.execute("SELECT id, state, claimed_by, attempts FROM optimlab_items ORDER BY id").fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return []
+        raise
     finally:
         con.close()
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import optimlab
-from helpers import free_port
 
 
 def _mlp() -> torch.nn.Module:
@@ -91,48 +87,3 @@ def test_compiled_training_step_with_a_scheduler_never_recompiles():
     assert len({group["lr"] for group in compiled_optimizer.param_groups}) == 1
     assert compiled_optimizer.param_groups[0]["lr"] < 1e-2
     assert _max_difference(eager, compiled) < 1e-6  # compiled forward/backward round differently
-
-
-def _distributed_worker(rank: int, world_size: int, port: int, wrapper: str, results: dict) -> None:
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    torch.set_num_threads(1)
-    final = {}
-    # fused=True: wrapped parameters (DDP's plain tensors, FSDP's DTensors) must either take
-    # the kernel or fall back to the eager path, never reach the kernel as wrappers.
-    optimizers = (("torch", torch.optim.Adam, {}), ("optimlab", optimlab.Adam, {"fused": True}))
-    for name, factory, options in optimizers:
-        model = _mlp()
-        if wrapper == "fsdp":
-            from torch.distributed.fsdp import fully_shard
-
-            fully_shard(model)
-        else:
-            model = torch.nn.parallel.DistributedDataParallel(model)
-        optimizer = factory(model.parameters(), lr=1e-2, weight_decay=0.01, **options)
-        data = torch.Generator().manual_seed(rank)  # each rank sees its own batches
-        for _ in range(10):
-            x, y = torch.randn(16, 8, generator=data), torch.randn(16, 1, generator=data)
-            optimizer.zero_grad()
-            torch.nn.functional.mse_loss(model(x), y).backward()
-            optimizer.step()
-        final[name] = [
-            (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().clone()
-            for v in model.state_dict().values()
-        ]
-    results[rank] = final
-    dist.destroy_process_group()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("wrapper", ["ddp", "fsdp"])
-def test_distributed_training_matches_torch(wrapper):
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_distributed_worker, args=(2, free_port(), wrapper, results), nprocs=2)
-        results = dict(results)
-    for rank in (0, 1):
-        for ours, theirs in zip(results[rank]["optimlab"], results[rank]["torch"]):
-            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
-        for ours, rank0 in zip(results[rank]["optimlab"], results[0]["optimlab"]):
-            assert torch.equal(ours, rank0)  # replicas stay identical

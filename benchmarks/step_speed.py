@@ -130,15 +130,6 @@ def _lookahead_adamw(params, fused=None, **kwargs):
     return optimlab.Optimizer(params, optimlab.lookahead(optimlab.adamw(**kwargs)), fused=fused)
 
 
-def _eager(cls):
-    """An optimlab class with no fused form yet (Prodigy's and D-Adaptation's global sums):
-    its default (eager) path, under the row's optimlab column."""
-    def make(params, fused=None, **kwargs):
-        return cls(params, **kwargs)
-
-    return make
-
-
 @dataclass(frozen=True)
 class Algo:
     """One algorithm's row: optimlab's optimizer (run with ``fused=True``), what runs beside
@@ -151,6 +142,7 @@ class Algo:
     torch_paths: tuple[str, ...] = ()
     rivals: dict[str, Rival] = field(default_factory=dict)  # library: its implementation, eager and compiled
     norm_reads: int = 0  # streams a norm pass must read before the step (a global clip, per-tensor ratios)
+    read_only: int = 0  # of the buffers, those only read (Prodigy's x0)
 
 
 #: name: its row. A rival is given optimlab's hyperparameters where its own defaults differ.
@@ -197,10 +189,10 @@ ALGOS = {
         "reference": _reference_package("schedulefree", "SGDScheduleFree", train_mode=True, lr=1.0)}),
     "schedulefree_adamw": Algo(_in_train_mode(optimlab.ScheduleFreeAdamW), {"lr": 2.5e-3}, 2, rivals={
         "reference": _reference_package("schedulefree", "AdamWScheduleFree", train_mode=True, lr=2.5e-3)}),
-    # m, v, s and x0 (read only), and the global sums' pass over g, x, x0, s first
-    "prodigy": Algo(_eager(optimlab.Prodigy), {"lr": 1.0}, 4, norm_reads=4, rivals={
+    # m, v, s and x0 (read only), and the bucket sums' pass over g, x, x0, s first
+    "prodigy": Algo(optimlab.Prodigy, {"lr": 1.0}, 4, norm_reads=4, read_only=1, rivals={
         "reference": _reference_package("prodigyopt", "Prodigy", lr=1.0)}),
-    "dadapt_adam": Algo(_eager(optimlab.DAdaptAdam), {"lr": 1.0}, 3, norm_reads=3, rivals={
+    "dadapt_adam": Algo(optimlab.DAdaptAdam, {"lr": 1.0}, 3, norm_reads=3, rivals={
         "reference": _reference_package("dadaptation", "DAdaptAdam", lr=1.0)}),
 }
 #: the rivals' columns, in this order ("reference": the algorithm's own package)
@@ -314,7 +306,7 @@ def bench_algo(name, sizes, steps, warmup, loop, triad, device, dtype=torch.floa
     numel = sum(sizes)
     size = dtype.itemsize
     # p read and written, g read, each buffer read and written, and a norm pass's reads
-    moved = numel * size * (3 + 2 * algo.buffers + algo.norm_reads)
+    moved = numel * size * (3 + 2 * algo.buffers - algo.read_only + algo.norm_reads)
     medians = {key: statistics.median(v) for key, v in times.items()}
     fastest = min((k for k in medians if k not in ("optimlab", _REFERENCE, _TRIAD)), key=medians.get, default=None)
     triad_GBps = [triad.bytes / t / 1e9 for t in times[_TRIAD]]

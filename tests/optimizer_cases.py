@@ -20,7 +20,8 @@ A `Case` holds, for one name of `optimlab.create`:
   weights, not its biases), and tests that build their own parameters lay them out as
   matrices;
 * ``fused``: the fused kernel covers the chain (Muon's orthogonalization and Adafactor's
-  factored moments are not elementwise: the fused path falls back to the eager one);
+  factored moments are not elementwise: the fused path falls back to the eager one), or a
+  predicate of the sample where it covers some samples only (Prodigy's ``slice_p > 1``);
 * ``reference_preset``: options the comparison with the float64 NumPy formula adds
   (Muon: its Newton-Schulz iteration in float64, not torch's bfloat16);
 * ``group_reference``: the reference steps the param group's tensors together,
@@ -130,10 +131,14 @@ class Case:
     supports_sparse: bool = False
     supports_complex: bool = True
     matrices_only: bool = False
-    fused: bool = True
+    fused: bool | Callable[[dict[str, Any]], bool] = True
     reference_preset: dict[str, Any] = field(default_factory=dict)
     group_reference: bool = False
     train_eval: bool = False
+
+    def fuses(self, sample: dict[str, Any]) -> bool:
+        """Whether the fused kernel covers the chain with the ``sample``'s options."""
+        return self.fused(sample) if callable(self.fused) else self.fused
 
     def make(self, params, **kwargs) -> optimlab.Optimizer:
         optimizer = self.cls(self.accepted(params), **{**self.preset, **kwargs})
@@ -657,7 +662,7 @@ CASES: list[Case] = [
             ({"slice_p": 0}, r"slice_p must be an integer >= 1, got 0"),
             ({"growth_rate": 0.5}, r"growth_rate must be a number >= 1 \(inf: no cap\), got 0.5"),
         ],
-        group_reference=True, fused=False, supports_complex=False,
+        group_reference=True, fused=lambda sample: sample.get("slice_p", 1) == 1, supports_complex=False,
         # At its defaults on the quadratic; on Rosenbrock its steps, like Adam's, hover at a
         # constant lr, so the multiplier decays.
         quadratic=({}, 210, 1e-3),
@@ -674,7 +679,7 @@ CASES: list[Case] = [
             ({"d0": -1.0}, r"d0 must be > 0, got -1.0"),
             ({"growth_rate": 0.5}, r"growth_rate must be a number >= 1 \(inf: no cap\), got 0.5"),
         ],
-        group_reference=True, fused=False, supports_complex=False,
+        group_reference=True, supports_complex=False,
         # At lr=1 both hover at the d it estimates (7e-3 from the quadratic's minimizer at 20000 steps).
         quadratic=({"lr": optimlab.schedules.exponential_decay(1.0, 0.999)}, 210, 1e-3),
         rosenbrock=({"lr": optimlab.schedules.exponential_decay(1.0, 0.999)}, 490, 1e-2),
@@ -684,7 +689,7 @@ CASES: list[Case] = [
 CASES_BY_NAME = {case.name: case for case in CASES}
 TORCH_CASES = [case for case in CASES if case.torch_cls is not None]
 ALL_SAMPLES = [(case, sample) for case in CASES for sample in case.samples]
-SAMPLES = [(case, sample) for case, sample in ALL_SAMPLES if case.fused]
+SAMPLES = [(case, sample) for case, sample in ALL_SAMPLES if case.fuses(sample)]
 TORCH_SAMPLES = [(case, sample) for case, sample in ALL_SAMPLES if case.torch_cls is not None]
 
 

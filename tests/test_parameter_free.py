@@ -53,7 +53,7 @@ def test_trajectory_matches_the_package(ours_cls, theirs_cls, kwargs, capsys):
 
 @pytest.mark.parametrize("ours, theirs", PAIRS, ids=lambda v: v.__name__)
 def test_defaults_equal_the_package(ours, theirs):
-    mine = {k: p.default for k, p in inspect.signature(ours).parameters.items() if k not in ("params", "foreach")}
+    mine = {k: p.default for k, p in inspect.signature(ours).parameters.items() if k not in ("params", "foreach", "fused")}
     package = {k: p.default for k, p in inspect.signature(theirs).parameters.items() if k != "params"}
     assert mine == package
 

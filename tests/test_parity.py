@@ -38,7 +38,7 @@ def test_matches_torch(case, sample, path, request):
     roots are checked against the paper's formula in test_reference instead)."""
     if path == "fused":
         request.getfixturevalue("bit_exact")
-        if not case.fused:  # a chain that cannot fuse: refused, as torch refuses fused=True where it cannot
+        if not case.fuses(sample):  # a chain that cannot fuse: refused, as torch refuses fused=True where it cannot
             with pytest.raises(ValueError, match="fused=True is not supported for this optimizer"):
                 _pair(case, sample, EXECUTIONS[path])
             return

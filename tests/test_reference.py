@@ -52,7 +52,7 @@ def test_matches_numpy_formula(case, sample, path):
     if path == "fused" and "fused" not in inspect.signature(case.cls).parameters:
         pytest.skip(f"{case.cls.__name__} takes no fused option (its chain has no fused kernel)")
     sample = {**case.reference_preset, **sample}
-    if path == "fused" and not case.fused:  # a chain that cannot fuse: refused
+    if path == "fused" and not case.fuses(sample):  # a chain that cannot fuse: refused
         with pytest.raises(ValueError, match="fused=True is not supported for this optimizer"):
             case.make(params, **EXECUTIONS[path], **sample)
         return

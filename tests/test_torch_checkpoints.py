@@ -51,7 +51,7 @@ def test_twin_checkpoint_continues_exactly(case, sample, direction, path, reques
     maximize = sample.get("maximize", False)
 
     # the default path where a chain has no fused form (fused=True refuses it, as torch does)
-    execution = EXECUTIONS[path] if path != "fused" or case.fused else {}
+    execution = EXECUTIONS[path] if path != "fused" or case.fuses(sample) else {}
 
     def ours(model):
         return case.make(param_groups(model, sample, case.group2), **execution, **sample)
@@ -72,7 +72,7 @@ def test_twin_checkpoint_continues_exactly(case, sample, direction, path, reques
         twin_optimizer.load_state_dict(checkpoint["optimizer"])
         kernel_calls = engine.stats["calls"]
         train(twin, twin_optimizer, max(LOAD_AT) + AFTER - load_at, maximize)
-        if direction == "torch to optimlab" and path == "fused" and case.fused:
+        if direction == "torch to optimlab" and path == "fused" and case.fuses(sample):
             # One kernel call per group and step: torch's tensor steps became ints.
             assert engine.stats["calls"] - kernel_calls == 2 * (max(LOAD_AT) + AFTER - load_at), \
                 "the fused kernel did not step each group in one call"

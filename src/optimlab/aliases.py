@@ -920,12 +920,12 @@ class Prodigy(Optimizer):
 
     def __init__(self, params, lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, weight_decay=0, decouple=True,
                  use_bias_correction=False, safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=float("inf"),
-                 fsdp_in_use=False, slice_p=1, *, foreach=None):
+                 fsdp_in_use=False, slice_p=1, *, foreach=None, fused=None):
         if fsdp_in_use:
             raise ValueError("fsdp_in_use must be False, got True: optimlab sums d's estimate per param group")
         transform = prodigy(lr, betas, beta3, eps, weight_decay, decouple, use_bias_correction, safeguard_warmup,
                             d0, d_coef, growth_rate, slice_p)
-        super().__init__(params, transform, foreach=foreach)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
 def dadapt_adam(lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, log_every=0, decouple=False,
@@ -946,12 +946,13 @@ class DAdaptAdam(Optimizer):
     __doc__ = dadapt_adam.__doc__
 
     def __init__(self, params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, log_every=0, decouple=False,
-                 use_bias_correction=False, d0=1e-6, growth_rate=float("inf"), fsdp_in_use=False, *, foreach=None):
+                 use_bias_correction=False, d0=1e-6, growth_rate=float("inf"), fsdp_in_use=False, *, foreach=None,
+                 fused=None):
         if fsdp_in_use:
             raise ValueError("fsdp_in_use must be False, got True: optimlab sums d's estimate per param group")
         transform = dadapt_adam(lr, betas, eps, weight_decay, log_every, decouple, use_bias_correction, d0,
                                 growth_rate)
-        super().__init__(params, transform, foreach=foreach)
+        super().__init__(params, transform, foreach=foreach, fused=fused)
 
 
 def lamb(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, maximize=False) -> chain:

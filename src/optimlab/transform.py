@@ -99,6 +99,11 @@ class Transform:
         that is not elementwise (NAdam's product of momenta)."""
         return {}
 
+    def absorb(self, scalars: Mapping[str, float], state: State, hyperparams: Mapping[str, Any], step: int) -> None:
+        """Keep the bucket scalars (`~optimlab.fused.spec.BucketSums`) the fused kernel
+        computed in a step (``{name: value}``): the state the transform keeps outside its
+        buffers (Prodigy's distance estimate). Its eager path calls it too."""
+
     def elementwise(self, hyperparams: Mapping[str, Any]) -> Elementwise | None:
         """The update as C statements over one element, for the fused path; None where it
         is not elementwise (or not for these ``hyperparams``): the chain then runs eagerly.

@@ -61,6 +61,10 @@ class Body:
     tensor_sums: tuple[str, ...] = ()
     tensor_scalars: tuple[str, ...] = ()
     reduced_after: int = 0
+    #: Bucket scalars (`spec.BucketSums`), from the sums ``q[r]`` of ``tensor_sums`` over
+    #: the whole bucket: ``(slot, C expression over q[r] and kk[s])``, in order; the
+    #: kernel sets ``kk[slot]`` before the step and hands it back in ``k[slot]``.
+    bucket_scalars: tuple[tuple[int, str], ...] = ()
 
     def norm_expression(self, scalar) -> str:
         """The norm's C expression of ``norm``, with ``scalar(slot)`` for each scalar of
@@ -89,6 +93,7 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
     norm = None
     tensor_sums: list[str] = []
     tensor_scalars: list[str] = []
+    bucket_scalars: list[tuple[int, str]] = []
     reduced_after = 0
     final = len(specs) - 2 if specs[-1].after_apply else len(specs) - 1
     # The registers of the wrapping parts' ``$input``, by the index of the first part each wraps.
@@ -107,11 +112,11 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
         code = spec.code
         if index == final:
             code = spec.apply if spec.apply is not None else code + "\np = p + u;"
-        if spec.per_tensor is not None:
+        if spec.measures:
             if tensor_sums or not inline_roots:
-                raise ValueError("per-tensor scalars: one part per chain, with inline square roots")
+                raise ValueError("measured sums: one part per chain, with inline square roots")
             reduced_after = len(stages[0])
-            sums, scalars = spec.per_tensor
+            sums, scalars = spec.per_tensor or spec.bucket_sums
             own = {name: f"q[{r}]" for r, (name, _) in enumerate(sums)}
             coefficient = lambda name, form: form.format(slot(index, name))  # noqa: E731
             for _, expression in sums:
@@ -119,9 +124,13 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
                     {**{n: coefficient(n, "k{}") for n in template_names(expression) if n not in mapping},
                      **mapping}))
             for name, expression in scalars:
-                tensor_scalars.append(Template(expression).substitute(
-                    {**{n: coefficient(n, "kk[{}]") for n in template_names(expression) if n not in own}, **own}))
-                mapping[name] = f"t{len(tensor_scalars) - 1}"
+                text = Template(expression).substitute(
+                    {**{n: coefficient(n, "kk[{}]") for n in template_names(expression) if n not in own}, **own})
+                if spec.per_tensor is not None:
+                    tensor_scalars.append(text)
+                    mapping[name] = f"t{len(tensor_scalars) - 1}"
+                else:  # a slot of its own, read by the later scalars as kk[slot] and by the code as k{slot}
+                    bucket_scalars.append((slot(index, name), text))
         for name in template_names(code):
             if name not in mapping:
                 mapping[name] = f"k{slot(index, name)}"
@@ -145,7 +154,7 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
                 slot(index, "norm")
             norm = Norm(index, slot(index, name), Template(expression))
     return Body(tuple(map(tuple, stages)), tuple(scalar_names), buffer_count, norm, tuple(tensor_sums),
-                tuple(tensor_scalars), reduced_after)
+                tuple(tensor_scalars), reduced_after, tuple(bucket_scalars))
 
 
 def template_names(code: str) -> list[str]:

@@ -166,7 +166,8 @@ static double chunk_squares(int64_t n, void **ptrs, const int64_t *sizes, const 
     return sum;
 }}
 {reduce}
-int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, const double *k, int threads, roots_fn f) {{
+/* k: the per-step scalars; the kernel writes its bucket scalars back into their slots */
+int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, double *k, int threads, roots_fn f) {{
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) total += sizes[i];
     if (total < {parallel_min}) threads = 1;
@@ -179,7 +180,7 @@ int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, const double *k,
     if (!sums || !ends) {{ free(sums); free(ends); return 1; }}
     for (int64_t i = 0; i < n; i++) ends[i] = (i ? ends[i - 1] : 0) + sizes[i];
 #endif
-#if PER_TENSOR
+#if SUMS
     /* each tensor's own chunks: tensor i has chunks firsts[i] .. firsts[i + 1] - 1 */
     firsts = malloc((n + 1) * sizeof(int64_t));
     if (!firsts) {{ free(sums); free(ends); return 1; }}
@@ -205,7 +206,7 @@ int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, const double *k,
             if (s < e) span((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, tk + i * {tensor_slots}, f);
         }}
     }}
-#if PER_TENSOR
+#if SUMS
     free(partials);
     free(firsts);
 #endif
@@ -251,7 +252,7 @@ static void reduce_chunk(SP *restrict P, const SP *restrict G{buffer_params}, in
 }}
 """
 
-_PER_TENSOR = """\
+_CHUNK_SUMS = """\
         #pragma omp for schedule(dynamic, 4)
         for (int64_t c = 0; c < firsts[n]; c++) {{  /* every chunk of every tensor, a large tensor's too */
             int64_t i = 0, last = n - 1;  /* binary search: the tensor whose chunks hold c */
@@ -262,6 +263,9 @@ _PER_TENSOR = """\
             int64_t s = (c - firsts[i]) * BLOCK, e = s + BLOCK < sizes[i] ? s + BLOCK : sizes[i];
             reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, partials + c * {sums});
         }}
+"""
+
+_TENSOR_SCALARS = """\
         #pragma omp for
         for (int64_t i = 0; i < n; i++) {{
             double q[{sums}];
@@ -270,6 +274,20 @@ _PER_TENSOR = """\
                 for (int64_t c = firsts[i]; c < firsts[i + 1]; c++) q[r] += partials[c * {sums} + r];
             }}
 {tensor_scalars}
+        }}
+"""
+
+#: Bucket scalars: every thread adds all the chunks' sums in order (after the chunk loop's
+#: barrier) and computes the scalars in its own ``kk``; thread 0 hands them back in ``k``.
+_BUCKET_SCALARS = """\
+        {{
+            double q[{sums}];
+            for (int r = 0; r < {sums}; r++) {{
+                q[r] = 0;
+                for (int64_t c = 0; c < firsts[n]; c++) q[r] += partials[c * {sums} + r];
+            }}
+{bucket_scalars}
+            if (tid == 0) {{ {handed_back} }}
         }}
 """
 
@@ -299,7 +317,8 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
     A part with a ``norm`` scalar gets it computed per step from the global norm of the
     gradients: measured by the kernel (``norm_in_kernel``) or given as the scalar
     ``(part, "norm")``. A part with ``per_tensor`` scalars gets them from sums over each
-    tensor, measured by the kernel in a first pass (`_REDUCE`).
+    tensor, measured by the kernel in a first pass (`_REDUCE`); a part with ``bucket_sums``,
+    from the same sums over the whole bucket, written back into their slots of ``k``.
     """
     body = codegen.assemble(specs, inline_roots, norm_as_scalar=not norm_in_kernel, buffer="b{}")
     by_dtype = {"float": torch.float32, "double": torch.float64}
@@ -354,13 +373,22 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
             accumulate="\n".join(f"            acc[{r}][l] += (double)({expression});"
                                  for r, expression in enumerate(sums)),
         )
-        per_tensor = _PER_TENSOR.format(
-            buffer_args=buffer_args, sums=len(sums),
-            tensor_scalars="\n".join(
-                f"            tk[i * {len(body.tensor_scalars)} + {q}] = (double)({expression});"
-                for q, expression in enumerate(body.tensor_scalars)),
-        )
-    source = f"#define NORM_PASS {int(bool(norm_code) and norm_in_kernel)}\n#define PER_TENSOR {int(bool(sums))}\n"
+        per_tensor = _CHUNK_SUMS.format(buffer_args=buffer_args, sums=len(sums))
+        if body.bucket_scalars:
+            per_tensor += _BUCKET_SCALARS.format(
+                sums=len(sums),
+                bucket_scalars="\n".join(f"            kk[{slot}] = (double)({expression});"
+                                         for slot, expression in body.bucket_scalars),
+                handed_back=" ".join(f"k[{slot}] = kk[{slot}];" for slot, _ in body.bucket_scalars),
+            )
+        else:
+            per_tensor += _TENSOR_SCALARS.format(
+                sums=len(sums),
+                tensor_scalars="\n".join(
+                    f"            tk[i * {len(body.tensor_scalars)} + {q}] = (double)({expression});"
+                    for q, expression in enumerate(body.tensor_scalars)),
+            )
+    source = f"#define NORM_PASS {int(bool(norm_code) and norm_in_kernel)}\n#define SUMS {int(bool(sums))}\n"
     source += _PRELUDE.format(T=ctype, storage="\n".join(typedefs), helpers=codegen.helpers(ctype, "static inline"))
     source += _KERNEL.format(
         buffer_params=buffer_params,
@@ -462,9 +490,9 @@ def kernel(specs: list[Elementwise], dtypes: tuple[torch.dtype, ...], norm_in_ke
     and grads', then each buffer's), built at most once; the library is kept in ``cache``,
     so a later process loads it. Raises RuntimeError if it cannot be built (and at once,
     without trying again, for a kernel that failed before)."""
-    inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.per_tensor or s.wraps for s in specs)
-    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor, s.wraps) for s in specs), dtypes, inline_roots,
-           norm_in_kernel)
+    inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.measures or s.wraps for s in specs)
+    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor, s.bucket_sums, s.wraps) for s in specs), dtypes,
+           inline_roots, norm_in_kernel)
     stats["lookups"] += 1
 
     def build():
@@ -487,11 +515,13 @@ def available() -> bool:
 
 
 def run(function, rows: list[list[torch.Tensor]], sizes: list[int], scalars: list[float], threads: int,
-        roots: int | None) -> None:
-    """Call ``function`` (as `kernel` gives it) over ``rows`` (params, grads, buffers...)."""
+        roots: int | None) -> array:
+    """Call ``function`` (as `kernel` gives it) over ``rows`` (params, grads, buffers...).
+    Returns the scalars, with the bucket scalars the kernel computed in their slots."""
     scalars = array("d", scalars)
     pointers = array("q", [pointer for row in rows for pointer in map(torch.Tensor.data_ptr, row)])
     counts = array("q", sizes)
     if function(len(sizes), pointers.buffer_info()[0], counts.buffer_info()[0],
                 scalars.buffer_info()[0] if len(scalars) else None, threads, roots):
         raise MemoryError("optimlab: the fused kernel could not allocate its global-norm buffer")
+    return scalars

@@ -18,6 +18,10 @@ float32 registers, rounded to their dtype once at the store, as torch's fused ke
 (state in the parameter's dtype, or in float32 where the param group sets
 ``state_dtype=torch.float32``).
 
+A part may measure sums before the step (per tensor: LAMB's trust ratio; over the
+bucket: Prodigy's distance estimate), in the same kernel call; the bucket scalars it
+computes come back to its transform's `~optimlab.Transform.absorb` after the call.
+
 A chain whose parts are not all elementwise cannot fuse: ``fused=True`` raises
 (`check`), and by default it runs eagerly. Tensors the kernels do not take (sparse,
 non-contiguous tensors, tensor subclasses, a bucket spread over devices, 16-bit floats
@@ -87,9 +91,9 @@ def _describe(transform: Transform, hyperparams) -> tuple[Description | None, st
     misplaced = [p.transform for s, p in specs[:-1] if s.after_apply]
     if misplaced or (len(specs) == 1 and specs[0][0].after_apply):
         return None, f"{(misplaced or [specs[0][1].transform])[0]!r} moves the parameters after a step: it must end the chain"
-    measuring = [part.transform for spec, part in specs if spec.per_tensor is not None]
+    measuring = [part.transform for spec, part in specs if spec.measures]
     if len(measuring) > 1:
-        return None, f"{measuring[0]!r} and {measuring[1]!r} both measure per-tensor sums (the kernel takes one)"
+        return None, f"{measuring[0]!r} and {measuring[1]!r} both measure sums (the kernel takes one part's)"
     for index, (spec, part) in enumerate(specs):
         changed = [p.transform for s, p in specs[:index] if not s.preserves_norm]
         if spec.norm is not None and changed:
@@ -167,7 +171,7 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
             return False
     if not on_cpu:  # one CUDA device
         device = params_t[0].device
-        if (device.type != "cuda" or not cuda.available() or any(spec.per_tensor for spec, _ in specs)
+        if (device.type != "cuda" or not cuda.available() or any(spec.measures for spec, _ in specs)
                 or any(set(map(_device_index, row)) != {device.index} for row in rows)):
             return False
     # A kernel call per signature (the dtype of a parameter and of each of its buffers).
@@ -182,6 +186,9 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         groups = {}
         for i, signature in enumerate(zip(dtypes, *column_dtypes)):
             groups.setdefault(signature, []).append(i)
+    bucket_part = next((index for index, (spec, _) in enumerate(specs) if spec.bucket_sums is not None), None)
+    if bucket_part is not None and len(groups) > 1:  # its sums span the bucket: one kernel call
+        return False
     supported = cpu.STORAGE if on_cpu else _DTYPES
     for dtype, *buffer_dtypes in groups:
         if dtype not in supported or any(b != dtype and not (b == torch.float32 and dtype in _HALF)
@@ -208,6 +215,9 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     for index, (_, part) in enumerate(specs):
         for name, value in part.transform.coefficients(hyperparams, step, part.state(state)).items():
             values[(index, name)] = float(value)
+    if bucket_part is not None:
+        for name, _ in specs[bucket_part][0].bucket_sums.scalars:
+            values[(bucket_part, name)] = math.nan  # set by the kernel
     norm = None
     if norm_part is not None:
         values[(norm_part, specs[norm_part][0].norm[0])] = math.nan  # set by the kernel
@@ -228,7 +238,11 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
             cuda.run(function, dtype_rows, row_sizes, [values[slot] for slot in slots],
                      None if norm is None else norm.to(dtype), cuda.lanes(dtype))
         else:
-            cpu.run(function, dtype_rows, row_sizes, [values[slot] for slot in slots], threads,
-                    cpu.roots_routine(dtype, bit_exact))
+            computed = cpu.run(function, dtype_rows, row_sizes, [values[slot] for slot in slots], threads,
+                               cpu.roots_routine(dtype, bit_exact))
+            if bucket_part is not None:
+                spec, part = specs[bucket_part]
+                part.transform.absorb({name: computed[slots.index((bucket_part, name))]
+                                       for name, _ in spec.bucket_sums.scalars}, part.state(state), hyperparams, step)
         stats["calls"] += 1
     return True

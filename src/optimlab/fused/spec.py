@@ -28,6 +28,9 @@ Inside a snippet:
 * per-tensor scalars (norms, dot products, counts) are declared in ``per_tensor``
   (`PerTensor`): sums over each tensor of expressions of the element's ``u`` and ``p``,
   and scalars computed from those sums, read as ``$name`` in the snippet;
+* bucket scalars (`BucketSums`: Prodigy's and D-Adaptation's distance estimates) are
+  computed once per call from sums over all the bucket's elements, read as ``$name`` in
+  the snippet and handed back to the transform after the step (`~optimlab.Transform.absorb`);
 * a part that wraps the parts just before it (``wraps``, `cautious`'s mask) reads the
   updates as those parts received them as ``$input``.
 
@@ -70,6 +73,23 @@ class PerTensor(NamedTuple):
     scalars: tuple[tuple[str, str], ...]
 
 
+class BucketSums(NamedTuple):
+    """Scalars of the whole bucket, from sums over all its elements (Prodigy's and
+    D-Adaptation's estimates of the distance to the solution).
+
+    ``sums``: as `PerTensor`'s, summed in double over every element of the bucket, in a
+    fixed order (the same bits for any number of threads). ``scalars``: ``(name,
+    expression)`` pairs, in order: a C expression (in double) of the sums, the
+    ``$coefficients`` and the scalars before it, computed once per kernel call; ``$name``
+    in the part's ``code`` is its value. After the step the kernel hands every scalar back
+    to the transform's `~optimlab.Transform.absorb` (the state it keeps outside the
+    buffers: its new estimate), so no number crosses to Python in between.
+    """
+
+    sums: tuple[tuple[str, str], ...]
+    scalars: tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class Elementwise:
     """One transform's update, as C statements over one element."""
@@ -94,7 +114,16 @@ class Elementwise:
     #: more read of the tensors, no extra memory). One such part per chain; it runs on
     #: the CPU kernel, not the CUDA one.
     per_tensor: PerTensor | None = None
+    #: Bucket scalars (`BucketSums`), measured as the per-tensor ones are (a first pass of
+    #: the chain up to this part, storing nothing). One measuring part per chain, of
+    #: either kind; the CPU kernel only, and one kernel call per bucket (a single dtype).
+    bucket_sums: BucketSums | None = None
     #: How many parts just before this one it wraps (a wrapper's inner chain): its code and
     #: per-tensor sums read ``$input``, the updates as those parts received them (kept in a
     #: register; the kernel then takes its square roots inline).
     wraps: int = 0
+
+    @property
+    def measures(self) -> bool:
+        """Whether the kernel measures sums for this part before the step."""
+        return self.per_tensor is not None or self.bucket_sums is not None

@@ -9,6 +9,7 @@ import math
 import torch
 
 from .. import checks
+from ..fused.spec import BucketSums, Elementwise
 from .basic import scale_by_learning_rate
 from .prodigy import _growth_rate
 from .wrapping import _InPlace
@@ -56,8 +57,7 @@ class scale_by_dadapt_adam(_InPlace):
         return {"exp_avg": params.zeros_like(), "exp_avg_sq": params.zeros_like(), "s": params.zeros_like(),
                 "d": scalar(hyperparams["d0"]), "numerator_weighted": scalar(0.0)}
 
-    def apply(self, updates, state, params, hyperparams, step):
-        # In place, in dadaptation's order of operations: its d estimate amplifies rounding.
+    def coefficients(self, hyperparams, step, state):
         hp = hyperparams
         beta1, beta2 = hp["betas"]
         sqrt_beta2 = beta2**0.5
@@ -65,32 +65,82 @@ class scale_by_dadapt_adam(_InPlace):
         lr = scale_by_learning_rate.learning_rate(hp, step)
         bias = math.sqrt(1 - beta2**step) / (1 - beta1**step) if hp["use_bias_correction"] else 1.0
         dlr = d * lr * bias
-        decay, decouple, eps, scale = hp["weight_decay"], hp["decouple"], hp["eps"], hp["layer_scale"]
+        scale = hp["layer_scale"]
+        return {"beta1": beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2, "sqrt_beta2": sqrt_beta2,
+                "one_minus_sqrt_beta2": 1 - sqrt_beta2, "exp_avg_scale": scale * dlr * (1 - beta1),
+                "s_scale": dlr * (1 - sqrt_beta2), "dot_scale": scale * dlr, "layer_scale": scale, "d": d,
+                "numerator_weighted": float(state["numerator_weighted"][0]), "growth_rate": hp["growth_rate"],
+                "stepping": float(lr > 0), "lr": lr, "dlr": dlr, "neg_decay_dlr": -hp["weight_decay"] * dlr,
+                "weight_decay": hp["weight_decay"], "eps": hp["eps"]}
+
+    @staticmethod
+    def estimate(k, numerator: float, s_l1: float) -> dict[str, float]:
+        r"""The new estimate from the step's sums (``numerator``: the step's
+        :math:`\rho\hat\eta\langle g, s/a\rangle`, ``s_l1``: :math:`\rho\lVert s\rVert_1`),
+        as dadaptation updates it (Python's max and min); the fused path's `BucketSums`
+        computes the same in C."""
+        weighted = k["sqrt_beta2"] * k["numerator_weighted"] + k["one_minus_sqrt_beta2"] * numerator
+        live = k["stepping"] and s_l1 != 0  # as dadaptation: no step where the sum is 0
+        d = d_hat = k["d"]
+        if live:
+            d_hat = weighted / (k["one_minus_sqrt_beta2"] * s_l1)
+            d = max(d, min(d_hat, d * k["growth_rate"]))
+        return {"live": float(live), "d_hat": d_hat, "new_d": d,
+                "new_weighted": weighted if live else k["numerator_weighted"]}
+
+    def absorb(self, scalars, state, hyperparams, step):
+        if hyperparams["log_every"] > 0 and (step - 1) % hyperparams["log_every"] == 0 and scalars["live"]:
+            k = self.coefficients(hyperparams, step, state)
+            logger.info("lr: %s dlr: %s d_hat: %s, d: %s", k["lr"], k["dlr"], scalars["d_hat"], scalars["new_d"])
+        for key, name in (("d", "new_d"), ("numerator_weighted", "new_weighted")):
+            for tensor in state[key]:
+                tensor.fill_(scalars[name])
+
+    def apply(self, updates, state, params, hyperparams, step):
+        # In place, in dadaptation's order of operations: its d estimate amplifies rounding.
+        hp, k = hyperparams, self.coefficients(hyperparams, step, state)
+        decay, decouple, eps = hp["weight_decay"], hp["decouple"], hp["eps"]
         grads = [g + decay * p if decay != 0 and not decouple else g for g, p in zip(updates, params)]
         numerator, s_l1 = 0.0, 0.0
-        if lr > 0:
+        if k["stepping"]:
             for i, g in enumerate(grads):
                 m, v, s = state["exp_avg"][i], state["exp_avg_sq"][i], state["s"][i]
                 denom = v.sqrt().add_(eps)
-                numerator += scale * dlr * torch.dot(g.flatten(), s.div(denom).flatten()).item()
-                m.mul_(beta1).add_(g, alpha=scale * dlr * (1 - beta1))
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                s.mul_(sqrt_beta2).add_(g, alpha=dlr * (1 - sqrt_beta2))
-                s_l1 += scale * s.abs().sum().item()
-        weighted = sqrt_beta2 * float(state["numerator_weighted"][0]) + (1 - sqrt_beta2) * numerator
-        if s_l1 == 0:  # as dadaptation: no step
+                numerator += k["dot_scale"] * torch.dot(g.flatten(), s.div(denom).flatten()).item()
+                m.mul_(k["beta1"]).add_(g, alpha=k["exp_avg_scale"])
+                v.mul_(k["beta2"]).addcmul_(g, g, value=k["one_minus_beta2"])
+                s.mul_(k["sqrt_beta2"]).add_(g, alpha=k["s_scale"])
+                s_l1 += k["layer_scale"] * s.abs().sum().item()
+        estimate = self.estimate(k, numerator, s_l1)
+        if not estimate["live"]:
             return
-        d_hat = d
-        if lr > 0:
-            d_hat = weighted / ((1 - sqrt_beta2) * s_l1)
-            d = max(d, min(d_hat, d * hp["growth_rate"]))
-        if hp["log_every"] > 0 and (step - 1) % hp["log_every"] == 0:
-            logger.info("lr: %s dlr: %s d_hat: %s, d: %s", lr, dlr, d_hat, d)
-        for key, value in (("d", d), ("numerator_weighted", weighted)):
-            for tensor in state[key]:
-                tensor.fill_(value)
+        self.absorb(estimate, state, hp, step)
         for i, p in enumerate(params):
             denom = state["exp_avg_sq"][i].sqrt().add_(eps)
             if decay != 0 and decouple:
-                p.add_(p, alpha=-decay * dlr)
+                p.add_(p, alpha=k["neg_decay_dlr"])
             p.addcdiv_(state["exp_avg"][i], denom, value=-1)
+
+    def elementwise(self, hyperparams):
+        decay = hyperparams["weight_decay"]
+        grad = "(u + $weight_decay * p)" if decay != 0 and not hyperparams["decouple"] else "u"
+        decoupled = "x = FMA($neg_decay_dlr, x, x); " if decay != 0 and hyperparams["decouple"] else ""
+        step = (f"u = {grad}; T x = p;"
+                " if ($stepping != (T)0) { $exp_avg = FMA($exp_avg_scale, u, $exp_avg * $beta1);"
+                " $exp_avg_sq = FMA($one_minus_beta2 * u, u, $exp_avg_sq * $beta2);"
+                " $s = FMA($s_scale, u, $s * $sqrt_beta2); }"
+                " R0 = $exp_avg_sq; SQRTS;"
+                f" if ($live != (T)0) {{ {decoupled}x = x + (-$exp_avg) / (R0 + $eps); }}")
+        # Python's max(a, b) is a unless b > a, min(a, b) a unless b < a: the same choices here.
+        return Elementwise(step + " u = x - p;", ("exp_avg", "exp_avg_sq", "s"), apply=step + " p = x;",
+                           bucket_sums=BucketSums(
+            sums=(("dot", f"(double){grad} * (double)($s / (SQRT($exp_avg_sq) + $eps))"),
+                  ("l1", f"(double)ABS(FMA($s_scale, {grad}, $s * $sqrt_beta2))")),
+            scalars=(("numerator", "$dot_scale * $dot"),
+                     ("s_l1", "$layer_scale * $l1"),
+                     ("weighted", "$sqrt_beta2 * $numerator_weighted + $one_minus_sqrt_beta2 * $numerator"),
+                     ("live", "$stepping != 0 && $s_l1 != 0"),
+                     ("d_hat", "$live != 0 ? $weighted / ($one_minus_sqrt_beta2 * $s_l1) : $d"),
+                     ("capped", "$d * $growth_rate < $d_hat ? $d * $growth_rate : $d_hat"),
+                     ("new_d", "$live != 0 && $capped > $d ? $capped : $d"),
+                     ("new_weighted", "$live != 0 ? $weighted : $numerator_weighted"))))

@@ -7,6 +7,7 @@ import math
 import torch
 
 from .. import checks
+from ..fused.spec import BucketSums, Elementwise
 from .basic import scale_by_learning_rate
 from .wrapping import _InPlace
 
@@ -66,42 +67,95 @@ class scale_by_prodigy(_InPlace):
                 "s": params.wrap([torch.zeros_like(x) for x in sliced]), "p0": params.wrap([x.clone() for x in sliced]),
                 "d": scalar(hyperparams["d0"]), "d_max": scalar(hyperparams["d0"]), "d_numerator": scalar(0.0)}
 
-    def apply(self, updates, state, params, hyperparams, step):
-        # In place, in prodigyopt's order of operations: its d estimate amplifies rounding.
+    def coefficients(self, hyperparams, step, state):
         hp = hyperparams
         beta1, beta2 = hp["betas"]
         beta3 = math.sqrt(beta2) if hp["beta3"] is None else hp["beta3"]
-        d, d_max, d0 = float(state["d"][0]), float(state["d_max"][0]), hp["d0"]
+        d, d0 = float(state["d"][0]), hp["d0"]
         lr = scale_by_learning_rate.learning_rate(hp, step)
         bias = math.sqrt(1 - beta2**step) / (1 - beta1**step) if hp["use_bias_correction"] else 1.0
         dlr = d * lr * bias
-        decay, decouple, slice_p = hp["weight_decay"], hp["decouple"], hp["slice_p"]
-        grads = [g + decay * p if decay != 0 and not decouple else g for g, p in zip(updates, params)]
-        numerator, denominator = float(state["d_numerator"][0]) * beta3, 0.0
-        if lr > 0:
-            s_scale = (d / d0) * (d if hp["safeguard_warmup"] else dlr)
-            for i, (g, p) in enumerate(zip(grads, params)):
-                sliced = g.flatten()[::slice_p]
-                numerator += (d / d0) * dlr * torch.dot(sliced, state["p0"][i] - p.flatten()[::slice_p]).item()
-                state["exp_avg"][i].mul_(beta1).add_(g, alpha=d * (1 - beta1))
-                state["exp_avg_sq"][i].mul_(beta2).addcmul_(g, g, value=d * d * (1 - beta2))
-                denominator += state["s"][i].mul_(beta3).add_(sliced, alpha=s_scale).abs().sum().item()
-        if denominator == 0:  # as prodigyopt: no step (and, there, no step counted)
-            return
-        if lr > 0:
-            d_hat = hp["d_coef"] * numerator / denominator
-            if d == d0:
+        return {"beta1": beta1, "beta2": beta2, "beta3": beta3, "exp_avg_scale": d * (1 - beta1),
+                "exp_avg_sq_scale": d * d * (1 - beta2), "s_scale": (d / d0) * (d if hp["safeguard_warmup"] else dlr),
+                "numerator_scale": (d / d0) * dlr, "d_numerator": float(state["d_numerator"][0]),
+                "d": d, "d_max": float(state["d_max"][0]), "d0": d0, "d_coef": hp["d_coef"],
+                "growth_rate": hp["growth_rate"], "stepping": float(lr > 0), "dlr": dlr, "neg_dlr": -dlr,
+                "neg_decay_dlr": -hp["weight_decay"] * dlr, "weight_decay": hp["weight_decay"], "eps": hp["eps"]}
+
+    @staticmethod
+    def estimate(k, numerator: float, denominator: float) -> dict[str, float]:
+        r"""The new estimate from the step's sums (``numerator``: :math:`r`, ``denominator``:
+        :math:`\lVert s\rVert_1`), as prodigyopt updates it (Python's max and min); the
+        fused path's `BucketSums` computes the same in C."""
+        live = k["stepping"] and denominator != 0  # as prodigyopt: no step where the denominator is 0
+        d, d_max = k["d"], k["d_max"]
+        if live:
+            d_hat = k["d_coef"] * numerator / denominator
+            if d == k["d0"]:
                 d = max(d, d_hat)
             d_max = max(d_max, d_hat)
-            d = min(d_max, d * hp["growth_rate"])
-        for key, value in (("d", d), ("d_max", d_max), ("d_numerator", numerator)):
+            d = min(d_max, d * k["growth_rate"])
+        return {"live": float(live), "new_d": d, "new_d_max": d_max,
+                "new_numerator": numerator if live else k["d_numerator"]}
+
+    def absorb(self, scalars, state, hyperparams, step):
+        for key, name in (("d", "new_d"), ("d_max", "new_d_max"), ("d_numerator", "new_numerator")):
             for tensor in state[key]:
-                tensor.fill_(value)
+                tensor.fill_(scalars[name])
+
+    def apply(self, updates, state, params, hyperparams, step):
+        # In place, in prodigyopt's order of operations: its d estimate amplifies rounding.
+        hp, k = hyperparams, self.coefficients(hyperparams, step, state)
+        decay, decouple, slice_p = hp["weight_decay"], hp["decouple"], hp["slice_p"]
+        grads = [g + decay * p if decay != 0 and not decouple else g for g, p in zip(updates, params)]
+        numerator, denominator = k["d_numerator"] * k["beta3"], 0.0
+        if k["stepping"]:
+            for i, (g, p) in enumerate(zip(grads, params)):
+                sliced = g.flatten()[::slice_p]
+                numerator += k["numerator_scale"] * torch.dot(sliced, state["p0"][i] - p.flatten()[::slice_p]).item()
+                state["exp_avg"][i].mul_(k["beta1"]).add_(g, alpha=k["exp_avg_scale"])
+                state["exp_avg_sq"][i].mul_(k["beta2"]).addcmul_(g, g, value=k["exp_avg_sq_scale"])
+                denominator += state["s"][i].mul_(k["beta3"]).add_(sliced, alpha=k["s_scale"]).abs().sum().item()
+        estimate = self.estimate(k, numerator, denominator)
+        if not estimate["live"]:
+            return
+        self.absorb(estimate, state, hp, step)
+        d = estimate["new_d"]
         for i, (g, p) in enumerate(zip(grads, params)):
-            denom = state["exp_avg_sq"][i].sqrt().add_(d * hp["eps"])
+            denom = state["exp_avg_sq"][i].sqrt().add_(d * k["eps"])
             if decay != 0 and decouple:
-                p.add_(p, alpha=-decay * dlr)
-            if beta1 > 0:
-                p.addcdiv_(state["exp_avg"][i], denom, value=-dlr)
+                p.add_(p, alpha=k["neg_decay_dlr"])
+            if k["beta1"] > 0:
+                p.addcdiv_(state["exp_avg"][i], denom, value=k["neg_dlr"])
             else:
-                p.addcdiv_(g, denom, value=-dlr * d)
+                p.addcdiv_(g, denom, value=k["neg_dlr"] * d)
+
+    def elementwise(self, hyperparams):
+        if hyperparams["slice_p"] != 1:  # s and p0 hold every slice_p-th element: not the kernel's layout
+            return None
+        decay = hyperparams["weight_decay"]
+        grad = "(u + $weight_decay * p)" if decay != 0 and not hyperparams["decouple"] else "u"
+        decoupled = "x = FMA($neg_decay_dlr, x, x); " if decay != 0 and hyperparams["decouple"] else ""
+        moment = "$exp_avg" if hyperparams["betas"][0] > 0 else "u"
+        scale = "$neg_dlr" if hyperparams["betas"][0] > 0 else "$neg_dlr_d"
+        step = (f"u = {grad}; T x = p;"
+                " if ($stepping != (T)0) { $exp_avg = FMA($exp_avg_scale, u, $exp_avg * $beta1);"
+                " $exp_avg_sq = FMA($exp_avg_sq_scale * u, u, $exp_avg_sq * $beta2);"
+                " $s = FMA($s_scale, u, $s * $beta3); }"
+                " R0 = $exp_avg_sq; SQRTS;"
+                f" if ($live != (T)0) {{ {decoupled}x = x + ({scale} * {moment}) / (R0 + $eps_term); }}")
+        # Python's max(a, b) is a unless b > a, min(a, b) a unless b < a: the same choices here.
+        return Elementwise(step + " u = x - p;", ("exp_avg", "exp_avg_sq", "s", "p0"), apply=step + " p = x;",
+                           bucket_sums=BucketSums(
+            sums=(("dot", f"(double){grad} * (double)($p0 - p)"),
+                  ("l1", f"(double)ABS(FMA($s_scale, {grad}, $s * $beta3))")),
+            scalars=(("numerator", "$d_numerator * $beta3 + $numerator_scale * $dot"),
+                     ("live", "$stepping != 0 && $l1 != 0"),
+                     ("d_hat", "$d_coef * $numerator / $l1"),
+                     ("raised", "$d == $d0 && $d_hat > $d ? $d_hat : $d"),
+                     ("new_d_max", "$live != 0 && $d_hat > $d_max ? $d_hat : $d_max"),
+                     ("grown", "$raised * $growth_rate"),
+                     ("new_d", "$live == 0 ? $d : $grown < $new_d_max ? $grown : $new_d_max"),
+                     ("new_numerator", "$live != 0 ? $numerator : $d_numerator"),
+                     ("eps_term", "$new_d * $eps"),
+                     ("neg_dlr_d", "$neg_dlr * $new_d"))))

@@ -563,5 +563,5 @@ def test_every_kernels_loop_vectorizes(name, tmp_path):
     report = subprocess.run([cpu._toolchain()[0], *cpu._FLAGS, "-fopt-info-vec-optimized", "kernel.c", "-o", "kernel.so"],
                             cwd=tmp_path, capture_output=True, text=True, check=True).stderr
     loops = [n for n, line in enumerate(source.splitlines(), 1)  # the step's, and the measuring pass's
-             if "for (int64_t i = 0; i < m; i++) {" in line or "for (int l = 0; l < lanes; l++) {" in line]
+             if "for (int64_t i = i0; i < i1; i++) {" in line or "for (int l = 0; l < lanes; l++) {" in line]
     assert loops and all(re.search(rf"kernel\.c:{n}:\d+: optimized: loop vectorized", report) for n in loops), report

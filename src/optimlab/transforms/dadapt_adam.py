@@ -11,7 +11,7 @@ import torch
 from .. import checks
 from ..fused.spec import BucketSums, Elementwise
 from .basic import scale_by_learning_rate
-from .prodigy import _growth_rate
+from .prodigy import _growth_rate, estimator_snippets
 from .wrapping import _InPlace
 
 logger = logging.getLogger(__name__)
@@ -122,15 +122,8 @@ class scale_by_dadapt_adam(_InPlace):
             p.addcdiv_(state["exp_avg"][i], denom, value=-1)
 
     def elementwise(self, hyperparams):
-        decay = hyperparams["weight_decay"]
-        grad = "(u + $weight_decay * p)" if decay != 0 and not hyperparams["decouple"] else "u"
-        decoupled = "x = FMA($neg_decay_dlr, x, x); " if decay != 0 and hyperparams["decouple"] else ""
-        step = (f"u = {grad}; T x = p;"
-                " if ($stepping != (T)0) { $exp_avg = FMA($exp_avg_scale, u, $exp_avg * $beta1);"
-                " $exp_avg_sq = FMA($one_minus_beta2 * u, u, $exp_avg_sq * $beta2);"
-                " $s = FMA($s_scale, u, $s * $sqrt_beta2); }"
-                " R0 = $exp_avg_sq; SQRTS;"
-                f" if ($live != (T)0) {{ {decoupled}x = x + (-$exp_avg) / (R0 + $eps); }}")
+        grad, decoupled, moments = estimator_snippets(hyperparams, "$one_minus_beta2", "$sqrt_beta2")
+        step = moments + f" if ($live != (T)0) {{ {decoupled}x = x + (-$exp_avg) / (R0 + $eps); }}"
         # Python's max(a, b) is a unless b > a, min(a, b) a unless b < a: the same choices here.
         return Elementwise(step + " u = x - p;", ("exp_avg", "exp_avg_sq", "s"), apply=step + " p = x;",
                            bucket_sums=BucketSums(

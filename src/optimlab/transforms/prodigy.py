@@ -22,6 +22,22 @@ def _optional_decay_rate(name, value):
         checks.decay_rate(name, value)
 
 
+def estimator_snippets(hyperparams, exp_avg_sq_scale: str, s_decay: str) -> tuple[str, str, str]:
+    """What Prodigy's and D-Adaptation's fused steps share: the gradient with L2 decay (an
+    expression), the decoupled decay of ``x`` (statements), and the step's start: ``u`` the
+    gradient, ``x`` the parameter, the moments and the sum ``s`` updated when stepping, and
+    ``R0`` the square root of the second moment."""
+    decay = hyperparams["weight_decay"]
+    grad = "(u + $weight_decay * p)" if decay != 0 and not hyperparams["decouple"] else "u"
+    decoupled = "x = FMA($neg_decay_dlr, x, x); " if decay != 0 and hyperparams["decouple"] else ""
+    moments = (f"u = {grad}; T x = p;"
+               " if ($stepping != (T)0) { $exp_avg = FMA($exp_avg_scale, u, $exp_avg * $beta1);"
+               f" $exp_avg_sq = FMA({exp_avg_sq_scale} * u, u, $exp_avg_sq * $beta2);"
+               f" $s = FMA($s_scale, u, $s * {s_decay}); }}"
+               " R0 = $exp_avg_sq; SQRTS;")
+    return grad, decoupled, moments
+
+
 class scale_by_prodigy(_InPlace):
     r"""Prodigy (Mishchenko & Defazio 2024, "Prodigy: An Expeditiously Adaptive
     Parameter-Free Learner", ICML), as ``prodigyopt`` 1.1 computes it: the whole step
@@ -133,17 +149,10 @@ class scale_by_prodigy(_InPlace):
     def elementwise(self, hyperparams):
         if hyperparams["slice_p"] != 1:  # s and p0 hold every slice_p-th element: not the kernel's layout
             return None
-        decay = hyperparams["weight_decay"]
-        grad = "(u + $weight_decay * p)" if decay != 0 and not hyperparams["decouple"] else "u"
-        decoupled = "x = FMA($neg_decay_dlr, x, x); " if decay != 0 and hyperparams["decouple"] else ""
+        grad, decoupled, moments = estimator_snippets(hyperparams, "$exp_avg_sq_scale", "$beta3")
         moment = "$exp_avg" if hyperparams["betas"][0] > 0 else "u"
         scale = "$neg_dlr" if hyperparams["betas"][0] > 0 else "$neg_dlr_d"
-        step = (f"u = {grad}; T x = p;"
-                " if ($stepping != (T)0) { $exp_avg = FMA($exp_avg_scale, u, $exp_avg * $beta1);"
-                " $exp_avg_sq = FMA($exp_avg_sq_scale * u, u, $exp_avg_sq * $beta2);"
-                " $s = FMA($s_scale, u, $s * $beta3); }"
-                " R0 = $exp_avg_sq; SQRTS;"
-                f" if ($live != (T)0) {{ {decoupled}x = x + ({scale} * {moment}) / (R0 + $eps_term); }}")
+        step = moments + f" if ($live != (T)0) {{ {decoupled}x = x + ({scale} * {moment}) / (R0 + $eps_term); }}"
         # Python's max(a, b) is a unless b > a, min(a, b) a unless b < a: the same choices here.
         return Elementwise(step + " u = x - p;", ("exp_avg", "exp_avg_sq", "s", "p0"), apply=step + " p = x;",
                            bucket_sums=BucketSums(

@@ -10,7 +10,8 @@ import sys
 import time
 
 import pytest
-from sweeping import OPTIMIZERS, PROBLEM, TOTAL, bench, deterministic, done_count, environment, start, wait_until
+from sweeping import (OPTIMIZERS, PROBLEM, STUDIES, TOTAL, bench, deterministic, done_count, environment, start,
+                      wait_until)
 
 from optimlab.lab import store
 
@@ -143,14 +144,29 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _one_process_sweep(url: str, trials: int, seeds: int) -> dict:
+    """The deterministic content of an uninterrupted one-process sweep of this budget."""
+    from optimlab.lab import sweep
+    from optimlab.lab.user import Sources
+
+    sweep.run_pairs(url, sweep.resolve([(PROBLEM, o) for o in OPTIMIZERS], Sources()),
+                    sweep.Plan(trials, seeds, studies=STUDIES))
+    return deterministic(url)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_stops_every_worker_within_5_s_with_one_line(tmp_path, reference, signum, code):
+def test_a_signal_stops_every_worker_within_5_s_with_one_line(tmp_path, signum, code):
+    # 108 runs (~4 s on 2 idle cores): the signal lands mid-sweep even when this machine is
+    # so busy that the polling below lags by seconds (20 runs once ended before it).
+    trials, seeds = 24, 3
+    expected = _one_process_sweep(f"sqlite:///{tmp_path / 'reference.db'}", trials, seeds)
     url = f"sqlite:///{tmp_path / 'optimlab.db'}"
-    process = start(bench(url, tmp_path, "--workers", "2"))
+    process = start(bench(url, tmp_path, "--workers", "2", trials=trials, seeds=seeds))
     wait_until(lambda: done_count(url) >= 2 or process.poll() is not None)
     workers = _children(process.pid)
     assert process.poll() is None and len(workers) >= 2
+    assert done_count(url) < 100, "the sweep was nearly over before the signal"
     process.send_signal(signum)
     sent = time.monotonic()
     assert process.wait(timeout=10) == code
@@ -161,22 +177,17 @@ def test_a_signal_stops_every_worker_within_5_s_with_one_line(tmp_path, referenc
     assert stderr.strip().splitlines()[-1].endswith(
         f"runs finished and stored; re-run the same command to resume")
     assert stderr.strip().splitlines()[-1].startswith("interrupted: ")
-    _finish(bench(url, tmp_path, "--workers", "1"))
-    assert deterministic(url) == reference
+    _finish(bench(url, tmp_path, "--workers", "1", trials=trials, seeds=seeds))
+    assert deterministic(url) == expected
 
 
 @pytest.mark.slow
 def test_sigkill_soak_ends_with_the_uninterrupted_result(tmp_path):
     """At least 20 SIGKILLs of a whole command (main process and workers) at random moments."""
-    from optimlab.lab import sweep
-    from optimlab.lab.user import Sources
-
     # 396 runs, ~15 s of work on 2 cores: many more than 20 kills' worth at 1-3 s each
     # (a command's start-up takes ~1.5 s of that), so the soak ends by its kills, not the sweep.
     trials, seeds = 96, 3
-    names = [(PROBLEM, o) for o in OPTIMIZERS]
-    reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
-    sweep.run_pairs(reference_url, sweep.resolve(names, Sources()), sweep.Plan(trials, seeds, studies=2))
+    expected = _one_process_sweep(f"sqlite:///{tmp_path / 'reference.db'}", trials, seeds)
     url = f"sqlite:///{tmp_path / 'optimlab.db'}"
     command = bench(url, tmp_path, "--workers", "2", trials=trials, seeds=seeds)
     generator, kills = random.Random(0), 0
@@ -193,5 +204,5 @@ def test_sigkill_soak_ends_with_the_uninterrupted_result(tmp_path):
         break  # finished before the kill: the soak is over
     assert kills >= 20
     _finish(command, OPTIMLAB_LEASE_SECONDS=1)
-    assert deterministic(url) == deterministic(reference_url)
+    assert deterministic(url) == expected
     assert all(state == "done" for _, state, _, _ in _items(tmp_path / "optimlab.db"))

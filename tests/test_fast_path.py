@@ -440,9 +440,10 @@ def _lamb(trust_coefficient=1.0):
 def test_per_tensor_norms_in_the_kernel(dtype):
     """Trust ratios measured per tensor by the kernel (norms of the parameter and of the
     update Adam and the decay make): one call per step, the eager path's result to
-    rounding, a zero tensor's ratio 1, and the same bits for any number of threads."""
+    rounding, a zero tensor's ratio 1, and the same bits for any number of threads; small
+    tensors measured and stepped by one thread each, one larger than `cpu.LOCAL` by all."""
     torch.manual_seed(0)
-    shapes = [(300, 257), (1,), (70_001,), (33, 3), (4096,), (5000,)]
+    shapes = [(300, 257), (1,), (cpu.LOCAL + 1001,), (70_001,), (33, 3), (4096,), (5000,)]
     start = [torch.randn(s, dtype=dtype) for s in shapes]
     start[1].zero_()  # ||p|| = 0: the update is not scaled
     grads = [[torch.randn(s, dtype=dtype) for s in shapes] for _ in range(20)]

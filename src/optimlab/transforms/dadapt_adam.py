@@ -37,6 +37,8 @@ class scale_by_dadapt_adam(_InPlace):
     (``decouple=False``, the default: L2 decay added to :math:`g`.) Sums over the param
     group's tensors (``dadaptation`` sums over all groups: the same with one group);
     :math:`d` and :math:`r` are 0-d float64 buffers ``d`` and ``numerator_weighted``.
+    On the fused path the kernel measures the sums (`BucketSums`) and steps in the same
+    call; `estimate` is the same update in Python.
     """
 
     checks = {"lr": checks.learning_rate, "betas": checks.betas, "eps": checks.positive,

@@ -60,6 +60,8 @@ class scale_by_prodigy(_InPlace):
     run over the param group's tensors (``prodigyopt`` sums over all groups: the same with
     one group); :math:`d`, :math:`\max\hat d` and :math:`r` are 0-d float64 buffers
     (``d``, ``d_max``, ``d_numerator``), ``s`` and ``p0`` are over every ``slice_p``-th element.
+    On the fused path (``slice_p=1``) the kernel measures the sums (`BucketSums`) and steps
+    with the new estimate in the same call; `estimate` is the same update in Python.
     """
 
     checks = {"lr": checks.learning_rate, "betas": checks.betas, "beta3": _optional_decay_rate, "eps": checks.positive,

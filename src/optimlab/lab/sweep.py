@@ -315,17 +315,20 @@ def _run_processes(storage_url: str, names: list[tuple[str, str]], workers: int,
     events = context.Queue()
     # started with SIGINT ignored (inherited through exec), so that Ctrl-C in the terminal
     # reaches only this process, which then stops the workers
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    error, received, processes = None, [], []
     try:
-        processes = [context.Process(target=_worker, args=(storage_url, names, threads, events, sources), daemon=True)
-                     for _ in range(workers)]
-        for process in processes:
-            process.start()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    error = None
-    try:
-        while error is None and (any(p.is_alive() for p in processes) or not events.empty()):
+        for _ in range(workers):
+            processes.append(context.Process(target=_worker, args=(storage_url, names, threads, events, sources),
+                                             daemon=True))
+            processes[-1].start()
+        # Ctrl-C and SIGTERM are noted and acted on in this loop: raised from the handler, an
+        # exception that lands in a finalizer (a database connection's, say) is printed and
+        # dropped, and the sweep would run on.
+        for signum in previous:
+            signal.signal(signum, lambda signum, _frame: received.append(signum))
+        while error is None and not received and (any(p.is_alive() for p in processes) or not events.empty()):
             try:
                 event = events.get(timeout=0.2)
             except queue.Empty:
@@ -334,7 +337,11 @@ def _run_processes(storage_url: str, names: list[tuple[str, str]], workers: int,
                 on_run and on_run(*event[1:])
             else:
                 error = _ERRORS[event[1]](event[2])
+        if received:
+            raise KeyboardInterrupt if received[0] == signal.SIGINT else Interrupted(received[0])
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _stop(processes)
     if error is not None:
         raise error

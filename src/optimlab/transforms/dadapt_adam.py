@@ -11,7 +11,7 @@ import torch
 from .. import checks
 from ..fused.spec import BucketSums, Elementwise
 from .basic import scale_by_learning_rate
-from .prodigy import _growth_rate, estimator_snippets
+from .prodigy import _growth_rate, estimator_snippets, keep_estimate
 from .wrapping import _InPlace
 
 logger = logging.getLogger(__name__)
@@ -94,9 +94,7 @@ class scale_by_dadapt_adam(_InPlace):
         if hyperparams["log_every"] > 0 and (step - 1) % hyperparams["log_every"] == 0 and scalars["live"]:
             k = self.coefficients(hyperparams, step, state)
             logger.info("lr: %s dlr: %s d_hat: %s, d: %s", k["lr"], k["dlr"], scalars["d_hat"], scalars["new_d"])
-        for key, name in (("d", "new_d"), ("numerator_weighted", "new_weighted")):
-            for tensor in state[key]:
-                tensor.fill_(scalars[name])
+        keep_estimate(state, scalars, {"d": "new_d", "numerator_weighted": "new_weighted"})
 
     def apply(self, updates, state, params, hyperparams, step):
         # In place, in dadaptation's order of operations: its d estimate amplifies rounding.

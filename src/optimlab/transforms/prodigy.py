@@ -38,6 +38,13 @@ def estimator_snippets(hyperparams, exp_avg_sq_scale: str, s_decay: str) -> tupl
     return grad, decoupled, moments
 
 
+def keep_estimate(state, scalars, names: dict[str, str]) -> None:
+    """Fill each 0-d state buffer ``key`` (one per tensor) with ``scalars[names[key]]``."""
+    for key, name in names.items():
+        for tensor in state[key]:
+            tensor.fill_(scalars[name])
+
+
 class scale_by_prodigy(_InPlace):
     r"""Prodigy (Mishchenko & Defazio 2024, "Prodigy: An Expeditiously Adaptive
     Parameter-Free Learner", ICML), as ``prodigyopt`` 1.1 computes it: the whole step
@@ -117,9 +124,7 @@ class scale_by_prodigy(_InPlace):
                 "new_numerator": numerator if live else k["d_numerator"]}
 
     def absorb(self, scalars, state, hyperparams, step):
-        for key, name in (("d", "new_d"), ("d_max", "new_d_max"), ("d_numerator", "new_numerator")):
-            for tensor in state[key]:
-                tensor.fill_(scalars[name])
+        keep_estimate(state, scalars, {"d": "new_d", "d_max": "new_d_max", "d_numerator": "new_numerator"})
 
     def apply(self, updates, state, params, hyperparams, step):
         # In place, in prodigyopt's order of operations: its d estimate amplifies rounding.

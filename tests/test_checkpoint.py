@@ -4,7 +4,9 @@ BytesIO, load into a FRESH model and FRESH optimizer, continue; the parameters e
 
 from __future__ import annotations
 
+import copy
 import io
+import pickle
 
 import pytest
 import torch
@@ -88,4 +90,29 @@ def test_resume_with_schedule_lr_is_bit_exact():
         return model
 
     for a, b in zip(run().parameters(), run(SPLIT).parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize(("case", "sample"), ALL_SAMPLES, ids=ids)
+def test_a_copy_of_the_model_and_optimizer_steps_as_the_original(case, sample, how):
+    """``copy.deepcopy`` or a pickle (``torch.save`` of the objects) of a model with its
+    optimizer mid-run: the copy continues bit-exactly as the original does (torch.optim
+    pickles its optimizers' state and param groups only; an alias's chain comes along)."""
+    model = MLP()
+    optimizer = case.make(param_groups(model, sample, case.group2), **sample)
+    maximize = sample.get("maximize", False)
+
+    def train(model, optimizer, steps):
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model.loss(maximize).backward()
+            optimizer.step()
+
+    train(model, optimizer, 5)
+    pair = {"model": model, "optimizer": optimizer}
+    twin = copy.deepcopy(pair) if how == "deepcopy" else pickle.loads(pickle.dumps(pair))
+    train(model, optimizer, 5)
+    train(twin["model"], twin["optimizer"], 5)
+    for a, b in zip(model.parameters(), twin["model"].parameters()):
         assert torch.equal(a, b)

@@ -23,7 +23,7 @@ import torch
 import optimlab
 from optimlab.fused import cpu, engine
 from helpers import MLP, PARITY_STEPS, assert_close, param_groups, params_of, train
-from optimizer_cases import CASES_BY_NAME, SAMPLES, ids
+from optimizer_cases import ALL_SAMPLES, CASES_BY_NAME, SAMPLES, ids
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="no C compiler for the fused path")
 
@@ -90,6 +90,60 @@ def test_fused_matches_eager(case, sample):
                 assert other.dtype == value.dtype and torch.equal(other, value), key
             else:
                 assert other == value
+
+
+#: The samples whose chain does not fuse whole (Muon's orthogonalization, SOAP's rotations, ...).
+UNFUSED = [(case, sample) for case, sample in ALL_SAMPLES if not case.fuses(sample)]
+
+
+@pytest.mark.usefixtures("float64", "bit_exact")
+@pytest.mark.parametrize(("case", "sample"), UNFUSED, ids=ids)
+def test_runs_around_parts_that_are_not_elementwise_fuse_with_the_eager_bits(case, sample, monkeypatch):
+    """By default the elementwise runs of such a chain (Muon's momentum before the
+    orthogonalization, the decay and the step after it) fuse, a kernel call each, and the
+    parameters and state are the eager path's, bit for bit."""
+    monkeypatch.setattr(engine, "AUTO_WORK", 0)  # the kernels from the first step
+    model = MLP()
+    twin = copy.deepcopy(model)
+    ours = case.make(param_groups(model, sample, case.group2), **sample)
+    eager = case.make(param_groups(twin, sample, case.group2), foreach=True, **sample)
+    first = ours.param_groups[0]
+    runs = engine.segments(ours.transform, first, first["params"][:1])  # (a partition's: the first's label)
+    fused_runs = 0 if runs is None else sum(specs is not None for _, specs in runs)
+    maximize = sample.get("maximize", False)
+    calls = _kernel_calls()
+    train(model, ours, 20, maximize)
+    if fused_runs:  # every step, but where a run's buffer is made lazily by its first one
+        assert _kernel_calls() - calls >= fused_runs * len(ours.param_groups) * 19, case.name
+    train(twin, eager, 20, maximize)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q), case.name
+        for key, value in eager.state[q].items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(ours.state[p][key], value), key
+
+
+@pytest.mark.usefixtures("float64")
+def test_muon_steps_with_two_kernel_calls_around_its_orthogonalization(monkeypatch):
+    """Muon's momentum (with Nesterov's look-ahead) is one kernel call, the shape scale,
+    decay and step another; the scratch they hand on is reused from step to step."""
+    monkeypatch.setattr(engine, "AUTO_WORK", 0)
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=torch.float64))
+              for shape in [(8, 5), (5, 8), (8, 5), (4, 4)]]
+    optimizer = optimlab.Muon(params, lr=0.02)
+    runs = engine.segments(optimizer.transform, optimizer.param_groups[0])
+    assert [specs is not None for _, specs in runs] == [True, False, True]
+    pointers = []
+    for step in range(3):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator, dtype=torch.float64)
+        calls = _kernel_calls()
+        optimizer.step()
+        assert _kernel_calls() - calls == 2
+        workspace = engine._workspaces[optimizer.transform]
+        pointers.append(sorted(t.data_ptr() for t in workspace._tensors.values()))
+    assert pointers[0] == pointers[1] == pointers[2]
 
 
 @pytest.mark.usefixtures("bit_exact")
@@ -247,20 +301,30 @@ def test_nested_chains_and_clip_by_value():
     assert set(fused.state[model.first.weight]) == {"step", "1.momentum_buffer", "2.momentum_buffer", "square_avg"}
 
 
-def test_clip_after_a_preconditioner_stays_eager(monkeypatch):
-    """A global norm of updates that the kernel would compute mid-loop: eager by default,
-    and refused with fused=True."""
-    transform = optimlab.chain(optimlab.scale_by_adam(), optimlab.clip_by_global_norm(1.0),
-                               optimlab.scale_by_learning_rate(1e-2))
+@pytest.mark.usefixtures("float64", "bit_exact")
+def test_clip_after_a_preconditioner_fuses_as_two_runs(monkeypatch):
+    """A global norm of updates that one kernel would have to compute mid-loop: refused
+    with fused=True; by default the chain fuses as two runs, Adam's moments, then the
+    clipping and the step (the norm measured over the first kernel's updates), with the
+    eager path's bits."""
+    def transform():
+        return optimlab.chain(optimlab.scale_by_adam(), optimlab.clip_by_global_norm(0.1),
+                              optimlab.scale_by_learning_rate(1e-2))
+
     model = MLP()
+    twin = copy.deepcopy(model)
     with pytest.raises(ValueError, match=r"fused=True is not supported for this optimizer: clip_by_global_norm"
-                                         r"\(max_norm=1.0\) measures the norm of the updates after scale_by_adam"):
-        optimlab.Optimizer(model.parameters(), transform, fused=True)
-    monkeypatch.setattr(engine, "AUTO_WORK", 0)  # the default path would take a kernel at once
-    optimizer = optimlab.Optimizer(model.parameters(), transform)
+                                         r"\(max_norm=0.1\) measures the norm of the updates after scale_by_adam"):
+        optimlab.Optimizer(model.parameters(), transform(), fused=True)
+    monkeypatch.setattr(engine, "AUTO_WORK", 0)  # the default path takes its kernels at once
+    optimizer = optimlab.Optimizer(model.parameters(), transform())
+    eager = optimlab.Optimizer(twin.parameters(), transform(), foreach=True)
     calls = _kernel_calls()
     train(model, optimizer, 5)
-    assert _kernel_calls() == calls
+    assert _kernel_calls() - calls == 2 * 5
+    train(twin, eager, 5)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)
 
 
 @pytest.mark.usefixtures("float64")

@@ -100,6 +100,11 @@ class Optimizer(torch.optim.Optimizer):
         self._validate({**self.defaults, **param_group})
         super().add_param_group(param_group)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # torch.optim pickles (and deep-copies) an optimizer's defaults, state and param
+        # groups only: the chain comes too, so that a copy steps as the original.
+        return {**super().__getstate__(), "transform": self.transform, "fixed_options": self.fixed_options}
+
     def state_dict(self) -> dict[str, Any]:
         return torch_state.to_torch(super().state_dict(), self.torch_state_names, self.fixed_options)
 
@@ -194,23 +199,30 @@ class Optimizer(torch.optim.Optimizer):
         if not (fused is not False and fused_engine.step(
             self.transform, real_params, grads, buffers, group, step, force=bool(fused)
         )):
-            if group.get("state_dtype") is not None and _HALF & set(map(_dtype_of, params)):
-                # float32 state: the eager math in float32 too, on float32 copies of the
-                # parameters and gradients (the kernel's registers), rounded once at the end.
-                widen = lambda t: t.to(group["state_dtype"]) if t.dtype in _HALF else t  # noqa: E731
-                wide = real_params.wrap(list(map(widen, params)))
-                self.transform.apply(grads.wrap(list(map(widen, grads))), buffers, wide, group, step)
-                for p, w in zip(params, wide):
-                    if w is not p:
-                        p.copy_(w)
-            else:
-                self.transform.apply(grads, buffers, real_params, group, step)
+            if not (fused is not False and fused_engine.step_in_segments(
+                self.transform, real_params, grads, buffers, group, step
+            )):
+                self._apply_eagerly(params, grads, buffers, real_params, group, step)
+            # The eager parts may have made or replaced buffers.
             for key, tensors in buffers.items():
                 for state, tensor in zip(states, tensors):
                     if tensor is not None:
                         state[key] = _in_state_dtype(tensor, group)
         for state in states:
             state["step"] = step
+
+    def _apply_eagerly(self, params, grads, buffers, real_params, group, step: int) -> None:
+        if group.get("state_dtype") is not None and _HALF & set(map(_dtype_of, params)):
+            # float32 state: the eager math in float32 too, on float32 copies of the
+            # parameters and gradients (the kernel's registers), rounded once at the end.
+            widen = lambda t: t.to(group["state_dtype"]) if t.dtype in _HALF else t  # noqa: E731
+            wide = real_params.wrap(list(map(widen, params)))
+            self.transform.apply(grads.wrap(list(map(widen, grads))), buffers, wide, group, step)
+            for p, w in zip(params, wide):
+                if w is not p:
+                    p.copy_(w)
+        else:
+            self.transform.apply(grads, buffers, real_params, group, step)
 
 
 def _in_state_dtype(tensor: Tensor | int, group: dict[str, Any]) -> Tensor | int:

@@ -7,7 +7,10 @@ one param group into new updates:
     updates = transform.update(updates, state, params, hyperparams, step)
 
 * ``params``, ``updates``: `TensorList` s aligned with each other (updates start as
-  the gradients; the optimizer adds the final updates to the parameters).
+  the gradients; the optimizer adds the final updates to the parameters). Updates are
+  valid for the step only (the gradients are overwritten by the next backward, and the
+  fused path and some transforms hand on scratch they reuse): a transform that keeps
+  them copies them.
 * ``state``: ``dict[str, TensorList]`` of per-parameter buffers that ``update`` changes in
   place (or Python numbers, which a checkpoint keeps exactly: PSGD-Kron's seeds). ``update`` may add a buffer it needs lazily (say, a momentum buffer once
   momentum becomes non-zero); it never changes its input updates in place.
@@ -97,6 +100,13 @@ class Transform:
 
         Called exactly once per step by whichever path runs, so it may advance a state
         that is not elementwise (NAdam's product of momenta)."""
+        return {}
+
+    def tensor_coefficients(self, hyperparams: Mapping[str, Any], params: TensorList) -> dict[str, list[float]]:
+        """The numbers of `update` with one value per tensor (``{name: [value per
+        tensor of params]}``: Muon's scale by a matrix's shape), for both paths, as
+        `coefficients`: the fused kernel reads them as ``$name``
+        (`~optimlab.fused.spec.Elementwise.tensor_coefficients`)."""
         return {}
 
     def absorb(self, scalars: Mapping[str, float], state: State, hyperparams: Mapping[str, Any], step: int) -> None:

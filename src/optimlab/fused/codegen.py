@@ -65,6 +65,9 @@ class Body:
     #: the whole bucket: ``(slot, C expression over q[r] and kk[s])``, in order; the
     #: kernel sets ``kk[slot]`` before the step and hands it back in ``k[slot]``.
     bucket_scalars: tuple[tuple[int, str], ...] = ()
+    #: Per-tensor coefficients (`spec.Elementwise.tensor_coefficients`): the (part, name)
+    #: of each ``c{q}``, given by the caller for each tensor.
+    tensor_coefficients: tuple[tuple[int, str], ...] = ()
 
     def norm_expression(self, scalar) -> str:
         """The norm's C expression of ``norm``, with ``scalar(slot)`` for each scalar of
@@ -76,11 +79,13 @@ class Body:
 
 
 def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool = False,
-             buffer: str = "b{}") -> Body:
+             buffer: str = "b{}", ends_chain: bool = True) -> Body:
     """The parts' snippets in order, the last one ending the chain (``apply``, or
-    ``p = p + u``; the one before it where the last runs `~Elementwise.after_apply`). With ``norm_as_scalar`` the global norm is the scalar ``(part, "norm")``
-    instead of something the kernel measures. ``buffer``: how the body names buffer ``b``
-    (``buffer.format(b)``)."""
+    ``p = p + u``; the one before it where the last runs `~Elementwise.after_apply`), or,
+    without ``ends_chain``, leaving the updates in ``u`` (a run of parts before one that
+    is not elementwise). With ``norm_as_scalar`` the global norm is the scalar ``(part,
+    "norm")`` instead of something the kernel measures. ``buffer``: how the body names
+    buffer ``b`` (``buffer.format(b)``)."""
     buffer_count = 0
     scalar_names: list[tuple[int, str]] = []
 
@@ -94,8 +99,13 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
     tensor_sums: list[str] = []
     tensor_scalars: list[str] = []
     bucket_scalars: list[tuple[int, str]] = []
+    tensor_coefficients: list[tuple[int, str]] = []
     reduced_after = 0
     final = len(specs) - 2 if specs[-1].after_apply else len(specs) - 1
+    if not ends_chain:
+        if specs[-1].after_apply:
+            raise ValueError("a part that moves the parameters after a step must end the chain")
+        final = -1
     # The registers of the wrapping parts' ``$input``, by the index of the first part each wraps.
     inputs: dict[int, list[str]] = {}
     for index, spec in enumerate(specs):
@@ -109,6 +119,9 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
         for name in spec.buffers:
             mapping[name] = buffer.format(buffer_count)
             buffer_count += 1
+        for name in spec.tensor_coefficients:
+            tensor_coefficients.append((index, name))
+            mapping[name] = f"c{len(tensor_coefficients) - 1}"
         code = spec.code
         if index == final:
             code = spec.apply if spec.apply is not None else code + "\np = p + u;"
@@ -154,7 +167,7 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
                 slot(index, "norm")
             norm = Norm(index, slot(index, name), Template(expression))
     return Body(tuple(map(tuple, stages)), tuple(scalar_names), buffer_count, norm, tuple(tensor_sums),
-                tuple(tensor_scalars), reduced_after, tuple(bucket_scalars))
+                tuple(tensor_scalars), reduced_after, tuple(bucket_scalars), tuple(tensor_coefficients))
 
 
 def template_names(code: str) -> list[str]:

@@ -145,10 +145,10 @@ static inline uint16_t f16_store(float x) {{
 
 _KERNEL = """
 static void span(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
-                 const double *tk, roots_fn f) {{
+                 const double *tk, const double *tc, roots_fn f) {{
 {scalar_loads}
     T ub[BLOCK], pb[BLOCK], r0b[BLOCK], r1b[BLOCK];
-    (void)ub; (void)pb; (void)r0b; (void)r1b; (void)f; (void)tk;
+    (void)ub; (void)pb; (void)r0b; (void)r1b; (void)f; (void)tk; (void)tc;
     for (int64_t b = s; b < e; b += BLOCK) {{
         int64_t m = e - b < BLOCK ? e - b : BLOCK;
 {stages}
@@ -184,8 +184,10 @@ static double chunk_squares(int64_t n, void **ptrs, const int64_t *sizes, const 
     return sum;
 }}
 {reduce}
-/* k: the per-step scalars; the kernel writes its bucket scalars back into their slots */
-int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, double *k, int threads, roots_fn f) {{
+/* k: the per-step scalars; the kernel writes its bucket scalars back into their slots.
+   tc: the per-tensor coefficients, {coefficients} per tensor. */
+int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, double *k, const double *tc, int threads,
+                  roots_fn f) {{
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) total += sizes[i];
     if (total < {parallel_min}) threads = 1;
@@ -228,7 +230,8 @@ int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, double *k, int t
             if (IS_LOCAL(i)) continue;
             int64_t s = lo > base ? lo - base : 0;
             int64_t e = hi - base < sizes[i] ? hi - base : sizes[i];
-            if (s < e) span((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, tk + i * {tensor_slots}, f);
+            if (s < e) span((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, tk + i * {tensor_slots},
+                            tc + i * {coefficients}, f);
             base += sizes[i];
         }}
     }}
@@ -260,8 +263,9 @@ _NORM_IN_KERNEL = """\
 #: number of threads); then the step.
 _REDUCE = """
 static void reduce_chunk(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
-                         double *out) {{
+                         const double *tc, double *out) {{
 {scalar_loads}
+    (void)tc;
     double acc[{sums}][16];
     for (int r = 0; r < {sums}; r++) for (int l = 0; l < 16; l++) acc[r][l] = 0;
     for (int64_t b = s; b < e; b += 16) {{
@@ -289,7 +293,8 @@ _CHUNK_SUMS = """\
             }}
             if (IS_LOCAL(i)) continue;
             int64_t s = (c - firsts[i]) * BLOCK, e = s + BLOCK < sizes[i] ? s + BLOCK : sizes[i];
-            reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, partials + c * {sums});
+            reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, tc + i * {coefficients},
+                         partials + c * {sums});
         }}
 """
 
@@ -318,11 +323,13 @@ _LOCAL = """\
             for (int r = 0; r < {sums}; r++) q[r] = 0;
             for (int64_t c = firsts[i]; c < firsts[i + 1]; c++) {{
                 int64_t s = (c - firsts[i]) * BLOCK, e = s + BLOCK < sizes[i] ? s + BLOCK : sizes[i];
-                reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, partials + c * {sums});
+                reduce_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, tc + i * {coefficients},
+                             partials + c * {sums});
                 for (int r = 0; r < {sums}; r++) q[r] += partials[c * {sums} + r];
             }}
 {tensor_scalars}
-            span((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, 0, sizes[i], kk, tk + i * {tensor_slots}, f);
+            span((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, 0, sizes[i], kk, tk + i * {tensor_slots},
+                 tc + i * {coefficients}, f);
         }}
 """
 
@@ -356,8 +363,12 @@ _STAGE = """\
 
 
 def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, norm_in_kernel: bool = True,
-             storage: tuple[torch.dtype, ...] | None = None) -> tuple[str, list[tuple[int, str]]]:
+             storage: tuple[torch.dtype, ...] | None = None, emits: bool = False) -> tuple[str, list[tuple[int, str]]]:
     """The C source of the chain's kernel and its per-step scalars, as (part, name).
+
+    With ``emits`` the parts are a run of a chain before a part that is not elementwise:
+    the kernel stores the updates into a last row (after the buffers) and leaves the
+    parameters as they are.
 
     ``ctype`` is the type the arithmetic runs in; ``storage`` the dtype of each row in
     memory (params and grads, then each buffer; default: all ``ctype``).
@@ -373,7 +384,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
     tensor, measured by the kernel in a first pass (`_REDUCE`); a part with ``bucket_sums``,
     from the same sums over the whole bucket, written back into their slots of ``k``.
     """
-    body = codegen.assemble(specs, inline_roots, norm_as_scalar=not norm_in_kernel, buffer="b{}")
+    body = codegen.assemble(specs, inline_roots, norm_as_scalar=not norm_in_kernel, buffer="b{}", ends_chain=not emits)
     by_dtype = {"float": torch.float32, "double": torch.float64}
     storage = storage or (by_dtype[ctype],) * (1 + body.buffer_count)
     kinds = [STORAGE[dtype] for dtype in storage]
@@ -406,15 +417,20 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
             load_p=load(0, "P[j]") if first else "pb[i]", load_u=load(0, "G[j]") if first else "ub[i]",
             load_r0="0" if first else "r0b[i]", load_r1="0" if first else "r1b[i]",
             loads=loads, body=text or "            ;",
-            stores=stores + ("P[j] = " + store(0, "p") + ";" if last else
+            stores=stores + (f"O[j] = {store(0, 'u')};" if last and emits else f"P[j] = {store(0, 'p')};" if last else
                              "pb[i] = p; ub[i] = u; r0b[i] = R0; r1b[i] = R1;"),
         ))
         if not last:
             blocks.append("".join(f"        roots(f, m, r{r}b);\n" for r in (0, 1) if f"R{r}" in text))
     buffer_params = "".join(f", SB{i} *restrict B{i}" for i in range(body.buffer_count))
     buffer_args = "".join(f", (SB{i} *)ptrs[{i + 2} * n + i]" for i in range(body.buffer_count))
+    if emits:
+        buffer_params += ", SP *restrict O"
+        buffer_args += f", (SP *)ptrs[{body.buffer_count + 2} * n + i]"
     k_loads = "\n".join(f"    const T k{i} = (T)k[{i}];" for i in range(len(body.scalars)))
+    k_loads += "".join(f"\n    const T c{q} = (T)tc[{q}];" for q in range(len(body.tensor_coefficients)))
     t_loads = "".join(f"\n    const T t{q} = (T)tk[{q}];" for q in range(len(body.tensor_scalars)))
+    coefficients = len(body.tensor_coefficients)
     reduce = per_tensor = local = ""
     sums = body.tensor_sums
     if sums:
@@ -429,7 +445,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
             accumulate="\n".join(f"            acc[{r}][l] += (double)({expression});"
                                  for r, expression in enumerate(sums)),
         )
-        per_tensor = _CHUNK_SUMS.format(buffer_args=buffer_args, sums=len(sums))
+        per_tensor = _CHUNK_SUMS.format(buffer_args=buffer_args, sums=len(sums), coefficients=coefficients)
         if body.bucket_scalars:
             per_tensor += _BUCKET_SCALARS.format(
                 sums=len(sums),
@@ -442,7 +458,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
                                        for q, expression in enumerate(body.tensor_scalars))
             per_tensor += _TENSOR_SCALARS.format(sums=len(sums), tensor_scalars=tensor_scalars)
             local = _LOCAL.format(sums=len(sums), tensor_scalars=tensor_scalars, buffer_args=buffer_args,
-                                  tensor_slots=len(body.tensor_scalars))
+                                  tensor_slots=len(body.tensor_scalars), coefficients=coefficients)
     source = (f"#define NORM_PASS {int(bool(norm_code) and norm_in_kernel)}\n#define SUMS {int(bool(sums))}\n"
               f"#define IS_LOCAL(i) ({int(bool(local))} && sizes[i] <= {LOCAL})\n")
     source += _PRELUDE.format(prefetch=PREFETCH, T=ctype, storage="\n".join(typedefs),
@@ -460,6 +476,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
         reduce=reduce,
         sums=max(1, len(sums)),
         tensor_slots=len(body.tensor_scalars),
+        coefficients=coefficients,
         load_g_il=load(0, "x[i + l]"),
     )
     return source, list(body.scalars)
@@ -544,25 +561,26 @@ def _library(source: str, cache: Path):
     library = ctypes.CDLL(str(path))
     function = library.optimlab_step
     function.restype = ctypes.c_int
-    function.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                         ctypes.c_void_p]
+    function.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_int, ctypes.c_void_p]
     compile_seconds[key] = time.perf_counter() - started
     return function
 
 
 def kernel(specs: list[Elementwise], dtypes: tuple[torch.dtype, ...], norm_in_kernel: bool, bit_exact: bool,
-           cache: Path):
+           cache: Path, emits: bool = False):
     """(kernel function, scalar slots) for the chain over rows of ``dtypes`` (the params'
-    and grads', then each buffer's), built at most once; the library is kept in ``cache``,
-    so a later process loads it. Raises RuntimeError if it cannot be built (and at once,
-    without trying again, for a kernel that failed before)."""
+    and grads', then each buffer's; with ``emits``, see `generate`, then the updates'), built
+    at most once; the library is kept in ``cache``, so a later process loads it. Raises
+    RuntimeError if it cannot be built (and at once, without trying again, for a kernel
+    that failed before)."""
     inline_roots = roots_routine(dtypes[0], bit_exact) is None or any(s.measures or s.wraps for s in specs)
-    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor, s.bucket_sums, s.wraps) for s in specs), dtypes,
-           inline_roots, norm_in_kernel)
+    key = (tuple((s.code, s.apply, s.buffers, s.norm, s.per_tensor, s.bucket_sums, s.wraps, s.tensor_coefficients)
+                 for s in specs), dtypes, inline_roots, norm_in_kernel, emits)
     stats["lookups"] += 1
 
     def build():
-        source, slots = generate(specs, COMPUTE[dtypes[0]], inline_roots, norm_in_kernel, dtypes)
+        source, slots = generate(specs, COMPUTE[dtypes[0]], inline_roots, norm_in_kernel, dtypes, emits)
         try:
             return _library(source, cache), slots
         except (OSError, subprocess.SubprocessError) as error:
@@ -581,13 +599,15 @@ def available() -> bool:
 
 
 def run(function, rows: list[list[torch.Tensor]], sizes: list[int], scalars: list[float], threads: int,
-        roots: int | None) -> array:
-    """Call ``function`` (as `kernel` gives it) over ``rows`` (params, grads, buffers...).
-    Returns the scalars, with the bucket scalars the kernel computed in their slots."""
+        roots: int | None, coefficients: list[float] = ()) -> array:
+    """Call ``function`` (as `kernel` gives it) over ``rows`` (params, grads, buffers...),
+    with ``coefficients`` the per-tensor coefficients, tensor by tensor. Returns the
+    scalars, with the bucket scalars the kernel computed in their slots."""
     scalars = array("d", scalars)
+    coefficients = array("d", coefficients or (0.0,))
     pointers = array("q", [pointer for row in rows for pointer in map(torch.Tensor.data_ptr, row)])
     counts = array("q", sizes)
     if function(len(sizes), pointers.buffer_info()[0], counts.buffer_info()[0],
-                scalars.buffer_info()[0] if len(scalars) else None, threads, roots):
+                scalars.buffer_info()[0] if len(scalars) else None, coefficients.buffer_info()[0], threads, roots):
         raise MemoryError("optimlab: the fused kernel could not allocate its global-norm buffer")
     return scalars

@@ -22,8 +22,10 @@ A part may measure sums before the step (per tensor: LAMB's trust ratio; over th
 bucket: Prodigy's distance estimate), in the same kernel call; the bucket scalars it
 computes come back to its transform's `~optimlab.Transform.absorb` after the call.
 
-A chain whose parts are not all elementwise cannot fuse: ``fused=True`` raises
-(`check`), and by default it runs eagerly. Tensors the kernels do not take (sparse,
+A chain whose parts are not all elementwise (Muon's orthogonalization, SOAP's rotations)
+does not fuse whole: ``fused=True`` raises (`check`), and by default its runs of
+elementwise parts fuse, one kernel call each, around the other parts, which run eagerly
+(`step_in_segments`). Tensors the kernels do not take (sparse,
 non-contiguous tensors, tensor subclasses, a bucket spread over devices, 16-bit floats
 on a GPU, a buffer a transform creates lazily on its first step) and a kernel that fails
 to build make `step` return False and the eager `TensorList` path, the reference, runs
@@ -36,12 +38,16 @@ import math
 import operator
 import os
 import warnings
+import weakref
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from ..transform import Part, Transform
+from ..transform import Part, Transform, chain
+from ..transforms.partition import partition
+from ..workspace import Workspace
 from . import cpu, cuda
 from .spec import Elementwise
 
@@ -78,10 +84,10 @@ def available() -> bool:
 Description = list[tuple[Elementwise, Part]]
 
 
-def _describe(transform: Transform, hyperparams) -> tuple[Description | None, str]:
-    """(each part's `Elementwise` with the part, ""), or (None, why the chain cannot fuse)."""
+def _describe(parts: tuple[Part, ...], hyperparams) -> tuple[Description | None, str]:
+    """(each part's `Elementwise` with the part, ""), or (None, why the parts cannot fuse)."""
     specs = []
-    for part in transform.leaves():
+    for part in parts:
         spec = part.transform.elementwise(hyperparams)
         if spec is None:
             return None, f"{part.transform!r} is not elementwise (it has no fused form)"
@@ -104,12 +110,12 @@ def _describe(transform: Transform, hyperparams) -> tuple[Description | None, st
 
 def describe(transform: Transform, hyperparams) -> Description | None:
     """Each part's `Elementwise` with the part; None if the chain cannot fuse."""
-    return _describe(transform, hyperparams)[0]
+    return _describe(transform.leaves(), hyperparams)[0]
 
 
 def check(transform: Transform, hyperparams) -> None:
     """Raise ValueError if ``fused=True`` asks for a chain that cannot fuse."""
-    specs, reason = _describe(transform, hyperparams)
+    specs, reason = _describe(transform.leaves(), hyperparams)
     if specs is None:
         raise ValueError(f"fused=True is not supported for this optimizer: {reason}; "
                          "use fused=None (the fused path where it can run) or fused=False")
@@ -144,6 +150,7 @@ def worthwhile(params, step: int) -> bool:
 def step(transform: Transform, params, grads, state, hyperparams, step: int, force: bool = True) -> bool:
     """Step one bucket with a fused kernel. False (and nothing changed) if it can't, or
     if ``force`` is False and the kernel does not pay yet (`worthwhile`)."""
+    transform, hyperparams = _routed(transform, params.tensors, hyperparams)
     specs = describe(transform, hyperparams)
     if specs is None:
         if force:
@@ -151,6 +158,112 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         return False
     if not force and not worthwhile(params.tensors, step):
         return False
+    return _run(specs, params, grads, state, hyperparams, step)
+
+
+def _routed(transform: Transform, params, hyperparams) -> tuple[Transform, Any]:
+    """The transform that steps the bucket, and the hyperparameters it reads: a
+    `partition`'s for the label of all its parameters (the optimizer steps each label's
+    apart, their states differing), else ``transform`` itself."""
+    while isinstance(transform, partition):
+        labels = set(map(transform.label, params))
+        name = labels.pop() if len(labels) == 1 else None
+        if name not in transform.transforms:  # (the eager path says why)
+            break
+        transform, hyperparams = transform.transforms[name], transform.view(hyperparams, name)
+    return transform, hyperparams
+
+
+# --- A chain with parts that are not elementwise -------------------------------------
+Segment = tuple[tuple[Part, ...], "Description | None"]
+
+
+def _units(transform: Transform, prefix: str = "") -> list[Part]:
+    """The transforms a chain runs one after the other, nested chains flattened (a
+    wrapper, `partition`, ... is one unit), with their state prefixes."""
+    if isinstance(transform, chain):
+        return [unit for part in transform.parts for unit in _units(part.transform, prefix + part.prefix)]
+    return [Part(transform, prefix)]
+
+
+def segments(transform: Transform, hyperparams, params=None) -> list[Segment] | None:
+    """The chain cut into runs: ``(units, their Elementwise description)`` for each longest
+    run of units that fuse together, ``(units, None)`` for the others (in order); None if
+    no run fuses (or the transform is not a chain). With ``params`` (a bucket's tensors), the
+    chain that steps them (`_routed`: a partition's for their label)."""
+    if params is not None:
+        transform, hyperparams = _routed(transform, params, hyperparams)
+    cut: list[Segment] = []
+    for unit in _units(transform):
+        own = _describe(_leaves_of(unit), hyperparams)[0]
+        if own is not None and cut and cut[-1][1] is not None:
+            units = cut[-1][0] + (unit,)
+            joined = _describe(tuple(leaf for u in units for leaf in _leaves_of(u)), hyperparams)[0]
+            if joined is not None:
+                cut[-1] = (units, joined)
+                continue
+        cut.append(((unit,), own))
+    # A run before the last stores its updates: not one that would only copy them (no
+    # code: maximize=False), nor one that moves the parameters after its step (Lookahead's pull).
+    cut[:-1] = [(units, None if specs is None or specs[-1][0].after_apply
+                 or not any(spec.code.strip() or spec.buffers for spec, _ in specs) else specs)
+                for units, specs in cut[:-1]]
+    if len(cut) < 2 or all(specs is None for _, specs in cut):
+        return None
+    return cut
+
+
+def _leaves_of(unit: Part) -> tuple[Part, ...]:
+    return tuple(Part(leaf.transform, unit.prefix + leaf.prefix) for leaf in unit.transform.leaves())
+
+
+def step_in_segments(transform: Transform, params, grads, state, hyperparams, step: int) -> bool:
+    """Step one bucket of a chain whose parts are not all elementwise (Muon's
+    orthogonalization, SOAP's rotations): each run of elementwise parts by one kernel call
+    (the runs before the last store their updates in new tensors), the other parts
+    eagerly, in order. A run whose kernel cannot take the tensors it is given runs eagerly.
+    False (and nothing changed) where no run fuses, on a GPU, for 16-bit floats, or while
+    the kernels do not pay (`worthwhile`)."""
+    if (not worthwhile(params.tensors, step) or not params.tensors[0].is_cpu
+            or set(map(_dtype, params.tensors)) & set(_HALF)):
+        return False
+    transform, hyperparams = _routed(transform, params.tensors, hyperparams)
+    cut = segments(transform, hyperparams)
+    if cut is None:
+        return False
+    updates = grads
+    for index, (units, specs) in enumerate(cut):
+        last = index == len(cut) - 1
+        out = None if last or specs is None else updates.wrap(_scratch_like(transform, f"run {index}", params.tensors))
+        if specs is not None and _run(specs, params, updates, state, hyperparams, step, out):
+            updates = out
+            continue
+        for number, unit in enumerate(units):
+            method = "apply" if last and number == len(units) - 1 else "update"
+            updates = unit.run(method, updates, state, params, hyperparams, step)
+    return True
+
+
+#: The scratch of each chain's runs (`step_in_segments`), while the chain lives.
+_workspaces: weakref.WeakKeyDictionary[Transform, Workspace] = weakref.WeakKeyDictionary()
+
+
+def _scratch_like(transform: Transform, name: str, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Tensors like ``tensors``, views of one scratch slab that the chain's later steps
+    reuse (updates live for a step: `optimlab.transform`), so their pages fault in once."""
+    first = tensors[0]
+    if any(t.dtype != first.dtype or t.device != first.device for t in tensors):
+        return list(map(torch.empty_like, tensors))
+    sizes = list(map(_numel, tensors))
+    workspace = _workspaces.setdefault(transform, Workspace())
+    slab = workspace.get(name, (sum(sizes),), first.dtype, first.device)
+    return [piece.view(t.shape) for piece, t in zip(slab.split(sizes), tensors)]
+
+
+def _run(specs: Description, params, grads, state, hyperparams, step: int, out=None) -> bool:
+    """Step the bucket with the kernel of ``specs`` from the updates ``grads``: the
+    parameters moved, or with ``out`` (new tensors like them) the updates stored there
+    and the parameters left. False (and nothing changed) if the kernel cannot take them."""
     params_t, grads_t = params.tensors, grads.tensors
     columns = []  # per buffer: its tensors
     for spec, part in specs:
@@ -161,7 +274,7 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
             columns.append(buffers.tensors)
     # The checks run at every step over every tensor, so each is one C-level pass over a
     # row (map of a tensor method): with 2,000 small tensors they are most of a step.
-    rows = [params_t, grads_t, *columns]
+    rows = [params_t, grads_t, *columns, *([out.tensors] if out is not None else [])]
     on_cpu = params_t[0].is_cpu
     sizes = list(map(_numel, params_t))
     for row in rows:
@@ -169,9 +282,11 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
                 or list(map(_numel, row)) != sizes
                 or set(map(_is_cpu, row)) != {on_cpu} or set(map(_layout, row)) != {_STRIDED}):
             return False
+    coefficient_names = [(index, name) for index, (spec, _) in enumerate(specs) for name in spec.tensor_coefficients]
     if not on_cpu:  # one CUDA device
         device = params_t[0].device
-        if (device.type != "cuda" or not cuda.available() or any(spec.measures for spec, _ in specs)
+        if (device.type != "cuda" or not cuda.available() or out is not None or coefficient_names
+                or any(spec.measures for spec, _ in specs)
                 or any(set(map(_device_index, row)) != {device.index} for row in rows)):
             return False
     # A kernel call per signature (the dtype of a parameter and of each of its buffers).
@@ -201,7 +316,8 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     chain_specs = [s for s, _ in specs]
     try:
         if on_cpu:
-            kernels = {signature: cpu.kernel(chain_specs, signature, norm_in_kernel, bit_exact, cache_dir())
+            kernels = {signature: cpu.kernel(chain_specs, signature, norm_in_kernel, bit_exact, cache_dir(),
+                                             emits=out is not None)
                        for signature in groups}
         else:
             kernels = {signature: cuda.kernel(chain_specs, signature[0], _DTYPES[signature[0]], device, norm_in_kernel,
@@ -218,6 +334,11 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
     if bucket_part is not None:
         for name, _ in specs[bucket_part][0].bucket_sums.scalars:
             values[(bucket_part, name)] = math.nan  # set by the kernel
+    per_tensor = {}
+    for index in sorted({index for index, _ in coefficient_names}):
+        part = specs[index][1]
+        for name, numbers in part.transform.tensor_coefficients(hyperparams, params).items():
+            per_tensor[(index, name)] = numbers
     norm = None
     if norm_part is not None:
         values[(norm_part, specs[norm_part][0].norm[0])] = math.nan  # set by the kernel
@@ -234,12 +355,14 @@ def step(transform: Transform, params, grads, state, hyperparams, step: int, for
         else:
             dtype_rows = [[row[i] for i in indices] for row in rows]
             row_sizes = [sizes[i] for i in indices]
+        coefficients = [float(per_tensor[name][i]) for i in (indices if indices is not None else range(len(sizes)))
+                        for name in coefficient_names]
         if not on_cpu:
             cuda.run(function, dtype_rows, row_sizes, [values[slot] for slot in slots],
                      None if norm is None else norm.to(dtype), cuda.lanes(dtype))
         else:
             computed = cpu.run(function, dtype_rows, row_sizes, [values[slot] for slot in slots], threads,
-                               cpu.roots_routine(dtype, bit_exact))
+                               cpu.roots_routine(dtype, bit_exact), coefficients)
             if bucket_part is not None:
                 spec, part = specs[bucket_part]
                 part.transform.absorb({name: computed[slots.index((bucket_part, name))]

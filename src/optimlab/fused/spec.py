@@ -32,7 +32,10 @@ Inside a snippet:
   computed once per call from sums over all the bucket's elements, read as ``$name`` in
   the snippet and handed back to the transform after the step (`~optimlab.Transform.absorb`);
 * a part that wraps the parts just before it (``wraps``, `cautious`'s mask) reads the
-  updates as those parts received them as ``$input``.
+  updates as those parts received them as ``$input``;
+* per-tensor coefficients (``tensor_coefficients``: Muon's scale by a matrix's shape) are
+  numbers the transform's `~optimlab.Transform.tensor_coefficients` gives for each tensor,
+  read as ``$name``.
 
 Rounding: the kernel is compiled without floating-point contraction, so each ``*``,
 ``/``, ``+`` rounds as the torch op it mirrors; torch's CPU kernels compute
@@ -122,6 +125,10 @@ class Elementwise:
     #: per-tensor sums read ``$input``, the updates as those parts received them (kept in a
     #: register; the kernel then takes its square roots inline).
     wraps: int = 0
+    #: Names of numbers with one value per tensor that the transform gives
+    #: (`~optimlab.Transform.tensor_coefficients`, read by its eager `update` too), not
+    #: measured: ``$name`` in ``code`` is the element's tensor's. The CPU kernel only.
+    tensor_coefficients: tuple[str, ...] = ()
 
     @property
     def measures(self) -> bool:

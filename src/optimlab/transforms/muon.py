@@ -3,8 +3,9 @@ and the shape-dependent step scale. Muon (`optimlab.muon`) chains them with deco
 weight decay and the learning rate.
 
 Muon is defined for matrices: the orthogonalization acts on a whole matrix, not on
-elements, so these transforms have no fused snippet and a chain holding them runs on the
-eager path. A parameter of more dimensions (a convolution's ``out x in x kh x kw``
+elements, so it has no fused snippet; the fused path steps the momentum before it and the
+scale, decay and learning rate after it by one kernel each (`optimlab.fused.engine`'s
+``step_in_segments``). A parameter of more dimensions (a convolution's ``out x in x kh x kw``
 filters) is orthogonalized as the matrix of its flattened trailing dimensions
 (``out x in*kh*kw``), as in Keller Jordan's CIFAR-10 speedruns; `optimlab.Muon` takes
 2-D parameters only, as torch.optim.Muon does.
@@ -17,7 +18,9 @@ import math
 import torch
 
 from .. import checks
+from ..fused.spec import Elementwise
 from ..transform import Transform
+from ..workspace import Workspace
 from .momentum import ema
 
 #: Keller Jordan's quintic coefficients (torch.optim.Muon's defaults).
@@ -92,8 +95,9 @@ class nesterov_ema(ema):
         return updates.lerp(velocity, hyperparams["momentum"])
 
     def elementwise(self, hyperparams):
-        # ema's snippet has no look-ahead.
-        return None if hyperparams["nesterov"] else super().elementwise(hyperparams)
+        if not hyperparams["nesterov"]:
+            return super().elementwise(hyperparams)
+        return Elementwise("$ema = FMA($one_minus_beta, u, $ema * $beta); u = lerp(u, $ema, $beta);", buffers=("ema",))
 
 
 class orthogonalize_by_newton_schulz(Transform):
@@ -109,7 +113,8 @@ class orthogonalize_by_newton_schulz(Transform):
     :math:`a\sigma + b\sigma^3 + c\sigma^5`; the default coefficients (Keller Jordan's)
     push all of them into roughly [0.7, 1.2] in 5 steps, so :math:`X_K \approx PQ^\top`.
     A tall matrix (more rows than columns) is transposed first, so :math:`A_k` is the
-    smaller Gram matrix. Hyperparameters ``ns_coefficients`` ((a, b, c), default
+    smaller Gram matrix (a stack of them iterates the same way with
+    :math:`A_k = X_k^\top X_k` on the right, without copying the transpose). Hyperparameters ``ns_coefficients`` ((a, b, c), default
     (3.4445, -4.775, 2.0315)), ``ns_steps`` (K, default 5, < 100), ``eps`` (default 1e-7)
     and ``ns_dtype``: the dtype the iteration runs in, default ``torch.bfloat16`` as in
     torch.optim.Muon and the paper (its result is converted back to the parameter's
@@ -130,6 +135,7 @@ class orthogonalize_by_newton_schulz(Transform):
     def __init__(self, ns_coefficients=NS_COEFFICIENTS, eps: float = 1e-7, ns_steps: int = 5,
                  ns_dtype: torch.dtype = torch.bfloat16) -> None:
         super().__init__(ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, ns_dtype=ns_dtype)
+        self.workspace = Workspace()
 
     def init(self, params, hyperparams):
         check_matrices(params, flattened=True)
@@ -137,36 +143,62 @@ class orthogonalize_by_newton_schulz(Transform):
 
     def update(self, updates, state, params, hyperparams, step):
         matrices = [as_matrix(u) for u in updates]
+        dtype = hyperparams["ns_dtype"]
         batches: dict[tuple, list[int]] = {}
         for i, m in enumerate(matrices):
             batches.setdefault((m.shape, m.dtype, m.device), []).append(i)
         results: list[torch.Tensor] = [None] * len(matrices)  # type: ignore[list-item]
-        for indices in batches.values():
-            stacked = matrices[indices[0]] if len(indices) == 1 else torch.stack([matrices[i] for i in indices])
+        for (shape, _, device), indices in batches.items():
+            if len(indices) == 1:
+                stacked = matrices[indices[0]]
+            else:  # stacked and converted in one pass, into scratch the iteration may overwrite
+                stacked = torch.stack([matrices[i] for i in indices],
+                                      out=self.workspace.get("stack", (len(indices), *shape), dtype, device))
             orthogonal = _newton_schulz(stacked, hyperparams["ns_coefficients"], hyperparams["ns_steps"],
-                                        hyperparams["eps"], hyperparams["ns_dtype"])
+                                        hyperparams["eps"], dtype, self.workspace)
+            # The updates are scratch too (valid for this step, as `Transform.update` says), in
+            # the parameters' dtype and contiguous (the kernel of the parts after it takes them).
+            result = self.workspace.get("result", orthogonal.shape, updates[indices[0]].dtype, device)
+            orthogonal = result.copy_(orthogonal)
             for i, x in zip(indices, [orthogonal] if len(indices) == 1 else orthogonal.unbind()):
                 results[i] = x.view_as(updates[i])
         return updates.wrap(results)
 
 
-def _newton_schulz(x: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype) -> torch.Tensor:
-    """The iteration on a matrix, or on a stack of same-shaped ones (each normalized by its own norm)."""
-    # A matrix takes torch.optim.Muon's operations in its order, so that in bfloat16 the bits are its bits.
+def _newton_schulz(x: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype,
+                   workspace: Workspace) -> torch.Tensor:
+    """The iteration in ``dtype`` on a matrix, or on a stack of same-shaped ones (each
+    normalized by its own norm; the stack is scratch, overwritten), its products in
+    ``workspace``'s scratch; the result may be scratch too."""
     a, b, c = coefficients
     batched = x.ndim == 3
-    addmm = torch.baddbmm if batched else torch.addmm
     tall = x.size(-2) > x.size(-1)
-    result_dtype = x.dtype
-    x = x.to(dtype)
-    if tall:  # a stack is made contiguous: baddbmm is ~2x slower on transposed views
-        x = x.mT.contiguous() if batched else x.mT
-    norm = x.norm(dim=(-2, -1), keepdim=True) if batched else x.norm()
-    x = x / norm.clamp(min=eps)
+    if batched:
+        # A stack of tall matrices keeps the smaller Gram matrix on the right, A = X^T X and
+        # X <- a X + X (b A + c A^2): the transposed iteration, without a transposed copy.
+        x.div_(x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps))
+        product, addmm = torch.bmm, torch.baddbmm
+    else:  # torch.optim.Muon's operations (in bfloat16, its bits): a tall matrix transposed
+        x = x.to(dtype)
+        x = x.mT if tall else x
+        x = x / x.norm().clamp(min=eps)
+        product, addmm = torch.mm, torch.addmm
+    right = tall and batched
+    side = x.size(-1) if right else x.size(-2)
+    gram = workspace.get("gram", (*x.shape[:-2], side, side), dtype, x.device)
+    polynomial = workspace.get("polynomial", gram.shape, dtype, x.device)
+    other = workspace.get("other", x.shape, dtype, x.device)
     for _ in range(steps):
-        gram = x @ x.mT
-        x = addmm(x, addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-    return (x.mT if tall else x).to(result_dtype)
+        if right:
+            product(x.mT, x, out=gram)
+            addmm(gram, gram, gram, beta=b, alpha=c, out=polynomial)
+            addmm(x, x, polynomial, beta=a, out=other)
+        else:
+            product(x, x.mT, out=gram)
+            addmm(gram, gram, gram, beta=b, alpha=c, out=polynomial)
+            addmm(x, polynomial, x, beta=a, out=other)
+        x, other = other, x
+    return x.mT if tall and not batched else x
 
 
 class scale_by_shape(Transform):
@@ -188,8 +220,14 @@ class scale_by_shape(Transform):
     def __init__(self, adjust_lr_fn: str | None = None) -> None:
         super().__init__(adjust_lr_fn=adjust_lr_fn)
 
+    def tensor_coefficients(self, hyperparams, params):
+        return {"scale": [_shape_scale(p.shape, hyperparams["adjust_lr_fn"]) for p in params]}
+
     def update(self, updates, state, params, hyperparams, step):
-        return updates * [_shape_scale(u.shape, hyperparams["adjust_lr_fn"]) for u in updates]
+        return updates * self.tensor_coefficients(hyperparams, params)["scale"]
+
+    def elementwise(self, hyperparams):
+        return Elementwise("u = u * $scale;", tensor_coefficients=("scale",))
 
 
 def _shape_scale(shape, adjust_lr_fn: str | None) -> float:

@@ -122,7 +122,9 @@ class orthogonalize_by_newton_schulz(Transform):
     two dimensions are orthogonalized as ``out x (the rest)`` matrices. Matrices of one
     shape and dtype are iterated together as one batch (one ``baddbmm`` per product instead
     of one ``addmm`` per matrix: a transformer's same-shaped layers cost one launch); a
-    matrix alone is iterated by torch.optim.Muon's operations, bit for bit.
+    matrix alone is iterated by torch.optim.Muon's operations, bit for bit. The stacks, the
+    products and the updates it returns are scratch of an `optimlab.workspace.Workspace`,
+    reused from step to step (on the CPU a fresh tensor's pages fault in at every step).
     """
 
     checks = {

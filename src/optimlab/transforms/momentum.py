@@ -92,8 +92,8 @@ class ema(Transform):
         return {"beta": hyperparams["momentum"], "one_minus_beta": 1 - hyperparams["momentum"]}
 
     def update(self, updates, state, params, hyperparams, step):
-        k = self.coefficients(hyperparams, step, state)
-        return state["ema"].mul_(k["beta"]).add_(updates, alpha=k["one_minus_beta"])
+        # One pass, torch.optim.Muon's (its momentum buffer's bits).
+        return state["ema"].lerp_(updates, self.coefficients(hyperparams, step, state)["one_minus_beta"])
 
     def elementwise(self, hyperparams):
-        return Elementwise("$ema = FMA($one_minus_beta, u, $ema * $beta); u = $ema;", buffers=("ema",))
+        return Elementwise("$ema = lerp($ema, u, $one_minus_beta); u = $ema;", buffers=("ema",))

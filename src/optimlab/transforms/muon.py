@@ -97,7 +97,7 @@ class nesterov_ema(ema):
     def elementwise(self, hyperparams):
         if not hyperparams["nesterov"]:
             return super().elementwise(hyperparams)
-        return Elementwise("$ema = FMA($one_minus_beta, u, $ema * $beta); u = lerp(u, $ema, $beta);", buffers=("ema",))
+        return Elementwise("$ema = lerp($ema, u, $one_minus_beta); u = lerp(u, $ema, $beta);", buffers=("ema",))
 
 
 class orthogonalize_by_newton_schulz(Transform):
@@ -170,37 +170,37 @@ class orthogonalize_by_newton_schulz(Transform):
 def _newton_schulz(x: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype,
                    workspace: Workspace) -> torch.Tensor:
     """The iteration in ``dtype`` on a matrix, or on a stack of same-shaped ones (each
-    normalized by its own norm; the stack is scratch, overwritten), its products in
-    ``workspace``'s scratch; the result may be scratch too."""
+    normalized by its own norm; the stack is scratch, overwritten, and so are its products,
+    in ``workspace``: the result may be scratch too)."""
     a, b, c = coefficients
-    batched = x.ndim == 3
-    tall = x.size(-2) > x.size(-1)
-    if batched:
-        # A stack of tall matrices keeps the smaller Gram matrix on the right, A = X^T X and
-        # X <- a X + X (b A + c A^2): the transposed iteration, without a transposed copy.
-        x.div_(x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps))
-        product, addmm = torch.bmm, torch.baddbmm
-    else:  # torch.optim.Muon's operations (in bfloat16, its bits): a tall matrix transposed
+    if x.ndim == 2:  # torch.optim.Muon's operations (in bfloat16, its bits): a tall matrix transposed
         x = x.to(dtype)
+        tall = x.size(0) > x.size(1)
         x = x.mT if tall else x
         x = x / x.norm().clamp(min=eps)
-        product, addmm = torch.mm, torch.addmm
-    right = tall and batched
+        for _ in range(steps):
+            gram = x @ x.mT
+            x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+        return x.mT if tall else x
+    x.div_(x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps))
+    # A stack of tall matrices keeps the smaller Gram matrix on the right, A = X^T X and
+    # X <- a X + X (b A + c A^2): the transposed iteration, without a transposed copy.
+    right = x.size(-2) > x.size(-1)
     side = x.size(-1) if right else x.size(-2)
-    gram = workspace.get("gram", (*x.shape[:-2], side, side), dtype, x.device)
+    gram = workspace.get("gram", (x.size(0), side, side), dtype, x.device)
     polynomial = workspace.get("polynomial", gram.shape, dtype, x.device)
     other = workspace.get("other", x.shape, dtype, x.device)
     for _ in range(steps):
-        if right:
-            product(x.mT, x, out=gram)
-            addmm(gram, gram, gram, beta=b, alpha=c, out=polynomial)
-            addmm(x, x, polynomial, beta=a, out=other)
-        else:
-            product(x, x.mT, out=gram)
-            addmm(gram, gram, gram, beta=b, alpha=c, out=polynomial)
-            addmm(x, polynomial, x, beta=a, out=other)
+        if right:  # A = X^T X, X <- a X + X (b A + c A^2)
+            torch.bmm(x.mT, x, out=gram)
+            torch.baddbmm(gram, gram, gram, beta=b, alpha=c, out=polynomial)
+            torch.baddbmm(x, x, polynomial, beta=a, out=other)
+        else:  # A = X X^T, X <- a X + (b A + c A^2) X
+            torch.bmm(x, x.mT, out=gram)
+            torch.baddbmm(gram, gram, gram, beta=b, alpha=c, out=polynomial)
+            torch.baddbmm(x, polynomial, x, beta=a, out=other)
         x, other = other, x
-    return x.mT if tall and not batched else x
+    return x
 
 
 class scale_by_shape(Transform):

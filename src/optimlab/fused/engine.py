@@ -222,10 +222,10 @@ def step_in_segments(transform: Transform, params, grads, state, hyperparams, st
     orthogonalization, SOAP's rotations): each run of elementwise parts by one kernel call
     (the runs before the last store their updates in new tensors), the other parts
     eagerly, in order. A run whose kernel cannot take the tensors it is given runs eagerly.
-    False (and nothing changed) where no run fuses, on a GPU, for 16-bit floats, or while
-    the kernels do not pay (`worthwhile`)."""
+    False (and nothing changed) where no run fuses, on a GPU, for 16-bit floats or tensor
+    subclasses (FSDP's DTensor), or while the kernels do not pay (`worthwhile`)."""
     if (not worthwhile(params.tensors, step) or not params.tensors[0].is_cpu
-            or set(map(_dtype, params.tensors)) & set(_HALF)):
+            or not set(map(type, params.tensors)) <= _PLAIN or set(map(_dtype, params.tensors)) & set(_HALF)):
         return False
     transform, hyperparams = _routed(transform, params.tensors, hyperparams)
     cut = segments(transform, hyperparams)

@@ -34,6 +34,7 @@ instead.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import os
@@ -69,10 +70,16 @@ bit_exact = os.environ.get("OPTIMLAB_BIT_EXACT") == "1"
 
 def cache_dir() -> Path:
     """Where compiled kernels are kept: $OPTIMLAB_CACHE_DIR, else ~/.cache/optimlab/kernels."""
-    root = os.environ.get("OPTIMLAB_CACHE_DIR")
+    environ = os.environ
+    return _cache_dir(environ.get("OPTIMLAB_CACHE_DIR"), environ.get("XDG_CACHE_HOME"), environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=16)
+def _cache_dir(root: str | None, cache_home: str | None, home: str | None) -> Path:
+    # (by the variables it reads: a path is ~10 us to build, at every kernel call)
     if root:
         return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optimlab" / "kernels"
+    return Path(cache_home or Path.home() / ".cache") / "optimlab" / "kernels"
 
 
 def available() -> bool:
@@ -92,20 +99,26 @@ def _describe(parts: tuple[Part, ...], hyperparams) -> tuple[Description | None,
         if spec is None:
             return None, f"{part.transform!r} is not elementwise (it has no fused form)"
         specs.append((spec, part))
+    reason = _unfusable(specs)
+    return (None, reason) if reason else (specs, "")
+
+
+def _unfusable(specs: Description) -> str:
+    """Why these snippets cannot make one kernel ("" if they can)."""
     if not specs:
-        return None, "the chain is empty"
+        return "the chain is empty"
     misplaced = [p.transform for s, p in specs[:-1] if s.after_apply]
     if misplaced or (len(specs) == 1 and specs[0][0].after_apply):
-        return None, f"{(misplaced or [specs[0][1].transform])[0]!r} moves the parameters after a step: it must end the chain"
+        return f"{(misplaced or [specs[0][1].transform])[0]!r} moves the parameters after a step: it must end the chain"
     measuring = [part.transform for spec, part in specs if spec.measures]
     if len(measuring) > 1:
-        return None, f"{measuring[0]!r} and {measuring[1]!r} both measure sums (the kernel takes one part's)"
+        return f"{measuring[0]!r} and {measuring[1]!r} both measure sums (the kernel takes one part's)"
     for index, (spec, part) in enumerate(specs):
         changed = [p.transform for s, p in specs[:index] if not s.preserves_norm]
         if spec.norm is not None and changed:
-            return None, (f"{part.transform!r} measures the norm of the updates after {changed[-1]!r} "
-                          "changed them (the kernel measures it before the first part)")
-    return specs, ""
+            return (f"{part.transform!r} measures the norm of the updates after {changed[-1]!r} "
+                    "changed them (the kernel measures it before the first part)")
+    return ""
 
 
 def describe(transform: Transform, hyperparams) -> Description | None:
@@ -196,13 +209,10 @@ def segments(transform: Transform, hyperparams, params=None) -> list[Segment] | 
     cut: list[Segment] = []
     for unit in _units(transform):
         own = _describe(_leaves_of(unit), hyperparams)[0]
-        if own is not None and cut and cut[-1][1] is not None:
-            units = cut[-1][0] + (unit,)
-            joined = _describe(tuple(leaf for u in units for leaf in _leaves_of(u)), hyperparams)[0]
-            if joined is not None:
-                cut[-1] = (units, joined)
-                continue
-        cut.append(((unit,), own))
+        if own is not None and cut and cut[-1][1] is not None and not _unfusable(cut[-1][1] + own):
+            cut[-1] = (cut[-1][0] + (unit,), cut[-1][1] + own)
+        else:
+            cut.append(((unit,), own))
     # A run before the last stores its updates: not one that would only copy them (no
     # code: maximize=False), nor one that moves the parameters after its step (Lookahead's pull).
     cut[:-1] = [(units, None if specs is None or specs[-1][0].after_apply

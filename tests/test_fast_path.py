@@ -102,7 +102,8 @@ def test_runs_around_parts_that_are_not_elementwise_fuse_with_the_eager_bits(cas
     """By default the elementwise runs of such a chain (Muon's momentum before the
     orthogonalization, the decay and the step after it) fuse, a kernel call each, and the
     parameters and state are the eager path's, bit for bit."""
-    monkeypatch.setattr(engine, "AUTO_WORK", 0)  # the kernels from the first step
+    monkeypatch.setattr(engine, "AUTO_WORK", 0)
+    monkeypatch.setattr(engine, "SEGMENTS_MIN", 0)  # the kernels from the first step
     model = MLP()
     twin = copy.deepcopy(model)
     ours = case.make(param_groups(model, sample, case.group2), **sample)
@@ -128,6 +129,7 @@ def test_muon_steps_with_two_kernel_calls_around_its_orthogonalization(monkeypat
     """Muon's momentum (with Nesterov's look-ahead) is one kernel call, the shape scale,
     decay and step another; the scratch they hand on is reused from step to step."""
     monkeypatch.setattr(engine, "AUTO_WORK", 0)
+    monkeypatch.setattr(engine, "SEGMENTS_MIN", 0)
     generator = torch.Generator().manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=torch.float64))
               for shape in [(8, 5), (5, 8), (8, 5), (4, 4)]]
@@ -316,7 +318,8 @@ def test_clip_after_a_preconditioner_fuses_as_two_runs(monkeypatch):
     with pytest.raises(ValueError, match=r"fused=True is not supported for this optimizer: clip_by_global_norm"
                                          r"\(max_norm=0.1\) measures the norm of the updates after scale_by_adam"):
         optimlab.Optimizer(model.parameters(), transform(), fused=True)
-    monkeypatch.setattr(engine, "AUTO_WORK", 0)  # the default path takes its kernels at once
+    monkeypatch.setattr(engine, "AUTO_WORK", 0)
+    monkeypatch.setattr(engine, "SEGMENTS_MIN", 0)  # the default path takes its kernels at once
     optimizer = optimlab.Optimizer(model.parameters(), transform())
     eager = optimlab.Optimizer(twin.parameters(), transform(), foreach=True)
     calls = _kernel_calls()

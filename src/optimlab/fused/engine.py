@@ -227,14 +227,22 @@ def _leaves_of(unit: Part) -> tuple[Part, ...]:
     return tuple(Part(leaf.transform, unit.prefix + leaf.prefix) for leaf in unit.transform.leaves())
 
 
+#: A bucket of fewer elements steps a chain that does not fuse whole eagerly: its data in
+#: cache, the eager parts are as fast as the kernels, whose calls (one per run, each ~50 us
+#: of Python) then cost more than they save (Muon's step: even at ~350K elements, on this
+#: project's 2-core machine).
+SEGMENTS_MIN = 1 << 18
+
+
 def step_in_segments(transform: Transform, params, grads, state, hyperparams, step: int) -> bool:
     """Step one bucket of a chain whose parts are not all elementwise (Muon's
     orthogonalization, SOAP's rotations): each run of elementwise parts by one kernel call
     (the runs before the last store their updates in new tensors), the other parts
     eagerly, in order. A run whose kernel cannot take the tensors it is given runs eagerly.
     False (and nothing changed) where no run fuses, on a GPU, for 16-bit floats or tensor
-    subclasses (FSDP's DTensor), or while the kernels do not pay (`worthwhile`)."""
-    if (not worthwhile(params.tensors, step) or not params.tensors[0].is_cpu
+    subclasses (FSDP's DTensor), or while the kernels do not pay (`worthwhile`, `SEGMENTS_MIN`)."""
+    if (not worthwhile(params.tensors, step) or sum(map(_numel, params.tensors)) < SEGMENTS_MIN
+            or not params.tensors[0].is_cpu
             or not set(map(type, params.tensors)) <= _PLAIN or set(map(_dtype, params.tensors)) & set(_HALF)):
         return False
     transform, hyperparams = _routed(transform, params.tensors, hyperparams)

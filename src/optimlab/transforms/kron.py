@@ -8,6 +8,7 @@ import torch
 
 from .. import checks
 from ..transform import Transform
+from .soap import working_dtype
 
 #: The most dimensions a parameter may have (one factor each), as in kron_torch.
 MAX_ORDER = 13
@@ -130,7 +131,7 @@ class scale_by_kron(Transform):
         for i, g in enumerate(updates):
             factors = [f[i] for f in factor_lists if f[i] is not None]
             m = state["momentum_buffer"][i].lerp_(g, 1 - momentum)
-            dtype = _working_dtype(g)
+            dtype = working_dtype(g)
             m_hat = (m / debias).to(dtype).reshape(_shape(g))
             working = [f.to(dtype) for f in factors]
             if refit:
@@ -193,11 +194,6 @@ def _cumulative_probability(steps: int, probability: float | None) -> float:
     tail = min(max(steps - 1 - FLAT_START, 0), decaying)
     rest = max(steps - 1 - FLAT_START - decaying, 0)
     return MAX_PROB * (flat + ratio * (1 - ratio**tail) / (1 - ratio)) + MIN_PROB * rest
-
-
-def _working_dtype(t: torch.Tensor) -> torch.dtype:
-    # torch.linalg.solve_triangular has no 16-bit kernels.
-    return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def _along(x: torch.Tensor, dim: int, factor: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import torch
 
 from .. import checks
 from ..transform import Transform
+from .batching import by_shape
 from .soap import matrix_view, two_sided_state, working_dtype
 
 # Meta's guard against a zero Shampoo direction in the grafting ratio.
@@ -106,7 +107,8 @@ class scale_by_shampoo(Transform):
                 "statistics_correction": correction(beta2)}
 
     def update(self, updates, state, params, hyperparams, step):
-        # Matrix products per tensor: there is no multi-tensor form to take.
+        # Matrix products per tensor (a stack would round small ones otherwise); the
+        # eigendecompositions of same-shaped statistics together, each with its own bits.
         beta1, beta2 = hyperparams["betas"]
         k = self.coefficients(hyperparams, step, state)
         start = hyperparams["start_preconditioning_step"] or hyperparams["precondition_frequency"]
@@ -117,15 +119,17 @@ class scale_by_shampoo(Transform):
         absent = [None] * len(updates)
         side_buffers = [(state.get(side, absent), state.get(f"{side}_inverse_root", absent))
                         for side in ("left", "right")]
-        out = []
+        out: list[torch.Tensor] = []
+        preconditioned = []  # (index, sides, Adam's norm): stepped once the roots are refreshed
+        refreshed = []  # (statistics, root, exponent)
         for i, g in enumerate(updates):
             exp_avg = state["exp_avg"][i].lerp_(g, 1 - beta1)
             exp_avg_sq = _accumulate(state["exp_avg_sq"][i], g * g, _grafting_beta2(hyperparams))
-            first = exp_avg / k["first_correction"]
-            adam = first / (exp_avg_sq / k["grafting_correction"]).sqrt_().add_(hyperparams["grafting_eps"])
+            adam = exp_avg / k["first_correction"] / (exp_avg_sq / k["grafting_correction"]).sqrt_().add_(
+                hyperparams["grafting_eps"])
+            out.append(adam)
             sides = [(statistics[i], roots[i]) for statistics, roots in side_buffers]
             if all(statistics is None for statistics, _ in sides):
-                out.append(adam)
                 continue
             grad = matrix_view(g)
             exponent = -0.5 if g.ndim <= 1 else -0.25
@@ -134,14 +138,14 @@ class scale_by_shampoo(Transform):
                     continue
                 _accumulate(statistics, grad @ grad.T if dim == 0 else grad.T @ grad, beta2)
                 if refresh:
-                    root.copy_(_inverse_root(statistics / k["statistics_correction"], exponent,
-                                             hyperparams["eps"]))
-            if not preconditioning:
-                out.append(adam)
-                continue
+                    refreshed.append((statistics / k["statistics_correction"], root, exponent))
+            if preconditioning:
+                preconditioned.append((i, sides, adam.norm()))
+        _refresh_roots(refreshed, hyperparams["eps"])
+        for i, sides, adam_norm in preconditioned:
             # A new tensor: at least one side is a matrix product.
-            direction = _precondition(matrix_view(first), sides)
-            out.append(direction.mul_(adam.norm() / (direction.norm() + _GRAFTING_GUARD)).view_as(g))
+            direction = _precondition(matrix_view(state["exp_avg"][i] / k["first_correction"]), sides)
+            out[i] = direction.mul_(adam_norm / (direction.norm() + _GRAFTING_GUARD)).view_as(updates[i])
         return updates.wrap(out)
 
 
@@ -154,12 +158,15 @@ def _accumulate(buffer: torch.Tensor, x: torch.Tensor, beta: float) -> torch.Ten
     return buffer.add_(x) if beta == 1 else buffer.lerp_(x, 1 - beta)
 
 
-def _inverse_root(statistics: torch.Tensor, exponent: float, eps: float) -> torch.Tensor:
-    """:math:`Q (\\Lambda - \\min(\\lambda_{\\min}, 0) + \\epsilon)^{exponent} Q^\\top`: the
-    eigenvalues shifted to be >= 0 (rounding makes them slightly negative), then regularized."""
-    values, vectors = torch.linalg.eigh(statistics.to(working_dtype(statistics)))
-    values = values - values.min().clamp(max=0) + eps
-    return ((vectors * values.pow(exponent)) @ vectors.T).to(statistics.dtype)
+def _refresh_roots(refreshed, eps: float) -> None:
+    """Each ``root`` <- :math:`Q (\Lambda - \min(\lambda_{\min}, 0) + \epsilon)^{exponent} Q^\top`
+    of its ``statistics`` (``refreshed``: (statistics, root, exponent)): the eigenvalues
+    shifted to be >= 0 (rounding makes them slightly negative), then regularized; the
+    eigendecompositions of same-shaped ones in one call."""
+    matrices = [statistics.to(working_dtype(statistics)) for statistics, _, _ in refreshed]
+    for (_, root, exponent), (values, vectors) in zip(refreshed, by_shape(torch.linalg.eigh, matrices)):
+        values = values - values.min().clamp(max=0) + eps
+        root.copy_((vectors * values.pow(exponent)) @ vectors.T)
 
 
 def _precondition(x: torch.Tensor, sides) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 
 from .. import checks
 from ..transform import Transform
+from .batching import by_shape
 from .muon import as_matrix
 
 
@@ -70,7 +71,8 @@ class scale_by_soap(Transform):
         return {"step_size": math.sqrt(1 - beta2**k) / (1 - beta1**k) if k else 0.0}
 
     def update(self, updates, state, params, hyperparams, step):
-        # Matrix products per tensor: there is no multi-tensor form to take.
+        # Matrix products per tensor (a stack would round small ones otherwise); the
+        # decompositions of same-shaped matrices together, each with its own bits.
         beta1, beta2 = hyperparams["betas"]
         statistics_weight = 1 - (beta2 if hyperparams["shampoo_beta"] is None else hyperparams["shampoo_beta"])
         step_size = self.coefficients(hyperparams, step, state)["step_size"]
@@ -80,14 +82,13 @@ class scale_by_soap(Transform):
         absent = [None] * len(updates)
         side_buffers = [(state.get(side, absent), state.get(f"{side}_basis", absent)) for side in ("left", "right")]
         out = []
+        fresh, refreshed = [], []  # the step's decompositions, made together (`by_shape`)
         for i, g in enumerate(updates):
             sides = [(statistics[i], bases[i]) for statistics, bases in side_buffers]
             grad = matrix_view(g)
             if step == 1:
                 _gather(grad, sides, statistics_weight)
-                for statistics, basis in sides:
-                    if statistics is not None:
-                        basis.copy_(_eigenbasis(statistics))
+                fresh.extend((statistics, basis) for statistics, basis in sides if statistics is not None)
                 out.append(torch.zeros_like(g))
                 continue
             exp_avg = state["exp_avg"][i].lerp_(g, 1 - beta1)
@@ -97,10 +98,13 @@ class scale_by_soap(Transform):
             out.append(_project_back(direction, sides).mul_(step_size).view_as(g))
             _gather(grad, sides, statistics_weight)
             if refresh:
-                for dim, (statistics, basis) in enumerate(sides):
-                    if statistics is not None:
-                        order = _refresh(statistics, basis)
-                        exp_avg_sq.copy_(exp_avg_sq.index_select(dim, order))
+                refreshed.extend((exp_avg_sq, dim, statistics, basis) for dim, (statistics, basis) in enumerate(sides)
+                                 if statistics is not None)
+        for (statistics, basis), (_, vectors) in zip(fresh, by_shape(
+                torch.linalg.eigh, [statistics.to(working_dtype(statistics)) for statistics, _ in fresh])):
+            basis.copy_(vectors.flip(1))  # in decreasing order of eigenvalue
+        _refresh([(statistics, basis) for _, _, statistics, basis in refreshed],
+                 [(exp_avg_sq, dim) for exp_avg_sq, dim, _, _ in refreshed])
         return updates.wrap(out)
 
 
@@ -158,20 +162,21 @@ def _project_back(x, sides) -> torch.Tensor:
 
 
 def working_dtype(t: torch.Tensor) -> torch.dtype:
-    # LAPACK has no 16-bit routines (torch.linalg.eigh and qr raise for them).
+    # LAPACK has no 16-bit routines (torch.linalg.eigh, qr and solve_triangular raise for them).
     return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def _eigenbasis(statistics: torch.Tensor) -> torch.Tensor:
-    """Eigenvectors, in decreasing order of eigenvalue."""
-    _, vectors = torch.linalg.eigh(statistics.to(working_dtype(statistics)))
-    return vectors.flip(1).to(statistics.dtype)
-
-
-def _refresh(statistics: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """One power iteration and QR on ``basis`` in place; the order its columns took."""
-    product = statistics @ basis
-    order = torch.argsort((basis * product).sum(0), descending=True)
-    q, _ = torch.linalg.qr(product.index_select(1, order).to(working_dtype(product)))
-    basis.copy_(q)
-    return order
+def _refresh(pairs, moments) -> None:
+    """One power iteration and QR on each basis, in place: :math:`Q \leftarrow \operatorname{qr}(L Q)`,
+    the columns in decreasing order of :math:`\operatorname{diag}(Q^\top L Q)`, and each
+    second moment's side ``dim`` permuted with them (``pairs``: (statistics, basis);
+    ``moments``: (second moment, dim), aligned)."""
+    products, orders = [], []
+    for statistics, basis in pairs:
+        product = statistics @ basis
+        orders.append(torch.argsort((basis * product).sum(0), descending=True))
+        products.append(product.index_select(1, orders[-1]).to(working_dtype(product)))
+    for (_, basis), (q, _), order, (exp_avg_sq, dim) in zip(pairs, by_shape(torch.linalg.qr, products), orders,
+                                                             moments):
+        basis.copy_(q)
+        exp_avg_sq.copy_(exp_avg_sq.index_select(dim, order))

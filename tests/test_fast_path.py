@@ -385,6 +385,28 @@ def test_state_dict_resume_is_bit_exact():
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("name", ["muon", "soap"])  # (muon: MuonWithAdamW)
+def test_a_chain_stepped_in_runs_resumes_bit_exactly(name, monkeypatch):
+    """Its runs' kernels, the eager parts between them and the scratch they share: a
+    checkpoint mid-run, loaded into a fresh optimizer, continues as the run does."""
+    monkeypatch.setattr(engine, "AUTO_WORK", 0)
+    monkeypatch.setattr(engine, "SEGMENTS_MIN", 0)
+    model = MLP()
+    optimizer = optimlab.create(name, model.parameters(), lr=1e-2)
+    calls = _kernel_calls()
+    train(model, optimizer, 10)
+    assert _kernel_calls() > calls
+    saved_model, saved = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    train(model, optimizer, 10)
+    resumed = MLP()
+    resumed.load_state_dict(saved_model)
+    again = optimlab.create(name, resumed.parameters(), lr=1e-2)
+    again.load_state_dict(saved)
+    train(resumed, again, 10)
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+
+
 def test_auto_builds_the_kernel_only_where_it_pays(tmp_path, monkeypatch):
     monkeypatch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path))  # nothing built yet
     monkeypatch.setattr(cpu, "_kernels", {})

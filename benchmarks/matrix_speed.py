@@ -9,14 +9,18 @@ rival's step taken right after it, so a slow spell of a shared machine cancels o
     python benchmarks/matrix_speed.py --models transformer --algos muon --steps 20
 
 Models: ``transformer``, 6 blocks of width 256 (q, k, v, o 256x256 and an MLP 1024x256,
-256x1024: 36 matrices in 3 shapes, 2.4M weights); ``mlp``, the lab's 40-128-128-10 MLP's
-matrices (3 shapes, one matrix each). The gradients are fixed random matrices.
+256x1024: 36 matrices in 3 shapes, 2.4M weights); ``b``, benchmarks/step_speed.py's model
+(b) with shapes, 27 blocks of width 200 (200x800, 800x200 and 200x200 matrices, biases
+and norms' 800, 200, 200, 200 vectors: 189 tensors, 9.8M elements); ``mlp``, the lab's
+40-128-128-10 MLP's matrices (3 shapes, one matrix each). Muon's rows take the matrices
+only. The gradients are fixed random tensors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import time
@@ -81,18 +85,28 @@ ALGOS: dict[str, dict[str, Factory]] = {
 }
 
 
-def model_shapes(kind: str) -> list[tuple[int, int]]:
+MODELS = ("transformer", "b", "mlp")
+
+
+def model_shapes(kind: str) -> list[tuple[int, ...]]:
     if kind == "transformer":
         d = 256
         return [(d, d)] * 4 * 6 + [(4 * d, d), (d, 4 * d)] * 6
+    if kind == "b":  # benchmarks/step_speed.py's model (b) with its tensors' shapes: 27 blocks
+        d = 200
+        return [(d, 4 * d), (4 * d, d), (d, d), (4 * d,), (d,), (d,), (d,)] * 27
     if kind == "mlp":
         return [(128, 40), (128, 128), (10, 128)]
-    raise ValueError(f"--models: unknown model {kind!r}; valid models: transformer, mlp")
+    raise ValueError(f"--models: unknown model {kind!r}; valid models: {', '.join(MODELS)}")
+
+
+#: Muon (torch.optim.Muon, heavyball's, pytorch-optimizer's) takes a model's matrices only.
+MATRICES_ONLY = ("muon",)
 
 
 def make_params(shapes) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(shape, generator=generator) / shape[1] ** 0.5) for shape in shapes]
+    params = [torch.nn.Parameter(torch.randn(shape, generator=generator) / shape[-1] ** 0.5) for shape in shapes]
     for p in params:
         p.grad = torch.randn(p.shape, generator=generator) * 1e-2
     return params
@@ -116,7 +130,8 @@ def bench_algo(name: str, shapes, steps: int, warmup: int) -> dict:
             if i >= warmup:
                 times[label].append(time.perf_counter() - start)
     return {
-        "algo": name, "matrices": len(shapes), "elements": sum(a * b for a, b in shapes),
+        "algo": name, "matrices": sum(len(shape) == 2 for shape in shapes), "tensors": len(shapes),
+        "elements": sum(math.prod(shape) for shape in shapes),
         "median_s": {label: statistics.median(t) for label, t in times.items()},
         "ratio": {label: statistics.median(a / b for a, b in zip(times["optimlab"], t))
                   for label, t in times.items() if label != "optimlab"},
@@ -125,7 +140,7 @@ def bench_algo(name: str, shapes, steps: int, warmup: int) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="transformer,mlp")
+    parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--algos", default=",".join(ALGOS))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -136,7 +151,8 @@ def main(argv=None) -> None:
     for model in args.models.split(","):
         shapes = model_shapes(model)
         for name in args.algos.split(","):
-            row = {"model": model, **bench_algo(name, shapes, args.steps, args.warmup)}
+            taken = [shape for shape in shapes if len(shape) == 2] if name in MATRICES_ONLY else shapes
+            row = {"model": model, **bench_algo(name, taken, args.steps, args.warmup)}
             results.append(row)
             cells = ", ".join(f"{label} {t * 1e3:.2f} ms" for label, t in row["median_s"].items())
             print(f"({model}) {name}: {cells}", flush=True)
@@ -149,8 +165,9 @@ def main(argv=None) -> None:
              "| model | algorithm | optimlab | rivals (ms, ratio) |", "|---|---|---|---|"]
     for r in results:
         rivals = "; ".join(f"{label} {r['median_s'][label] * 1e3:.2f} ({ratio:.2f})" for label, ratio in r["ratio"].items())
-        lines.append(f"| {r['model']} ({r['matrices']} matrices) | {r['algo']} | {r['median_s']['optimlab'] * 1e3:.2f} "
-                     f"| {rivals} |")
+        vectors = r["tensors"] - r["matrices"]
+        model = f"{r['model']} ({r['matrices']} matrices" + (f", {vectors} vectors)" if vectors else ")")
+        lines.append(f"| {model} | {r['algo']} | {r['median_s']['optimlab'] * 1e3:.2f} | {rivals} |")
     with open(args.markdown, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from .. import checks
 from ..transform import Transform
+from ..workspace import Workspace
 from .soap import working_dtype
 
 #: The most dimensions a parameter may have (one factor each), as in kron_torch.
@@ -95,6 +97,7 @@ class scale_by_kron(Transform):
                          min_ndim_triangular=min_ndim_triangular, memory_save_mode=memory_save_mode,
                          momentum_into_precond_update=momentum_into_precond_update, seed=seed)
         self._generators: dict[torch.device, torch.Generator] = {}
+        self.workspace = Workspace()
 
     def init(self, params, hyperparams):
         state = {key: [] for key in self.state_keys}
@@ -138,7 +141,7 @@ class scale_by_kron(Transform):
                 fitted = m_hat if hyperparams["momentum_into_precond_update"] else g.to(dtype).reshape(_shape(g))
                 probe = self.probe(state["probe_seed"][i], step, fitted)
                 _balance(working)
-                _fit(working, fitted, probe, hyperparams["precond_lr"])
+                _fit(working, fitted, probe, hyperparams["precond_lr"], self.workspace)
                 for factor, new in zip(factors, working):
                     if new is not factor:
                         factor.copy_(new)
@@ -219,8 +222,10 @@ def _solve_along(x: torch.Tensor, dim: int, factor: torch.Tensor) -> torch.Tenso
     return solved.view(moved.shape).movedim(-1, dim)
 
 
-def _fit(factors, h: torch.Tensor, probe: torch.Tensor, lr: float) -> None:
-    """One Lie-group step of every factor (in place) from the pair (h, v)."""
+def _fit(factors, h: torch.Tensor, probe: torch.Tensor, lr: float, workspace: Workspace) -> None:
+    """One Lie-group step of every factor (in place) from the pair (h, v); a triangular
+    factor's n x n products in ``workspace``'s scratch (a fresh 1024 x 1024 one costs as
+    much in page faults as its arithmetic, at every step)."""
     a, b = h, probe
     for dim, factor in enumerate(factors):
         a, b = _along(a, dim, factor), _solve_along(b, dim, factor)
@@ -230,19 +235,23 @@ def _fit(factors, h: torch.Tensor, probe: torch.Tensor, lr: float) -> None:
         if factor.ndim == 1:
             t1, t2 = a_i.square().sum(1), b_i.square().sum(1)
             steps.append((t1 - t2).mul_(factor).mul_(lr / ((t1 + t2).abs().max() + _TINY)))
-        else:
-            t1, t2 = a_i @ a_i.T, b_i @ b_i.T
-            steps.append(torch.triu(t1 - t2).mul_(lr / (_spectral_norm_lower_bound(t1 + t2) + _TINY)) @ factor)
+            continue
+        scratch = functools.partial(workspace.get, shape=factor.shape, dtype=factor.dtype, device=factor.device)
+        t1, t2 = torch.mm(a_i, a_i.T, out=scratch("t1")), torch.mm(b_i, b_i.T, out=scratch("t2"))
+        bound = _spectral_norm_lower_bound(torch.add(t1, t2, out=scratch("sum")), scratch("work"))
+        upper = torch.triu(torch.sub(t1, t2, out=t1), out=t2).mul_(lr / (bound + _TINY))
+        steps.append(torch.mm(upper, factor, out=scratch(f"step {dim}")))
     for factor, step in zip(factors, steps):
         factor.sub_(step)
 
 
-def _spectral_norm_lower_bound(a: torch.Tensor) -> torch.Tensor:
+def _spectral_norm_lower_bound(a: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
     """A lower bound of the spectral norm of the symmetric ``a``: one power iteration from
-    its largest row, on ``a`` scaled to max norm 1 (Li's ``norm_lower_bound``)."""
-    scale = a.abs().max()
-    a = a / torch.where(scale > 0, scale, 1.0)
-    row = a[torch.argmax(a.square().sum(1))]
+    its largest row, on ``a`` scaled to max norm 1 (Li's ``norm_lower_bound``); ``a`` and
+    ``work`` (a tensor like it) are overwritten."""
+    scale = torch.abs(a, out=work).max()
+    a = a.div_(torch.where(scale > 0, scale, 1.0))
+    row = a[torch.argmax(torch.square(a, out=work).sum(1))]
     x = a @ row
     x = x / torch.linalg.vector_norm(x).clamp_min(torch.finfo(a.dtype).tiny)
     return scale * torch.linalg.vector_norm(a.T @ x)

@@ -27,6 +27,21 @@ def _biases(model):
     return [model.first.bias, model.second.bias]
 
 
+class _Each:
+    """Optimizers stepped (and zeroed) together, as one."""
+
+    def __init__(self, optimizers) -> None:
+        self.optimizers = optimizers
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad()
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+
 def _train_side_by_side(model, ours, twin, theirs, before_step=lambda: None):
     """STEPS steps of ``ours`` on ``model``, and of the torch optimizers ``theirs``
     together on ``twin`` (one backward pass, then ``before_step``, then each steps)."""
@@ -44,12 +59,15 @@ def _train_side_by_side(model, ours, twin, theirs, before_step=lambda: None):
 
 def test_muon_class_matches_torch():
     """optimlab.Muon itself (the registry runs MuonWithAdamW on matrices), Newton-Schulz in
-    bfloat16 as torch's: a float64 rounding difference does not move a bfloat16 rounding."""
+    bfloat16 as torch's: a float64 rounding difference does not move a bfloat16 rounding.
+    Each weight has its own optimizer: a lone matrix takes torch's operations (matrices of
+    different shapes in one optimizer iterate as a padded stack, within bfloat16 rounding
+    of them: test_muon_class_keeps_torchs_two_dimensional_contract_...)."""
     model = MLP()
     twin = copy.deepcopy(model)
     kwargs = {"lr": 0.02, "weight_decay": 0.05, "adjust_lr_fn": "match_rms_adamw"}
-    train(model, optimlab.Muon(_weights(model), **kwargs), STEPS)
-    train(twin, torch.optim.Muon(_weights(twin), **kwargs), STEPS)
+    train(model, _Each([optimlab.Muon([w], **kwargs) for w in _weights(model)]), STEPS)
+    train(twin, _Each([torch.optim.Muon([w], **kwargs) for w in _weights(twin)]), STEPS)
     worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, "Muon")
     record("Muon class vs torch", worst)
     assert not torch.equal(params_of(model)[0], params_of(MLP())[0])
@@ -217,18 +235,20 @@ def test_muon_batches_same_shaped_matrices_and_flattens_conv_filters_as_the_nump
     assert set(optimizer.state[params[6]]) == {"step", "ema"}  # the conv's filters went to Muon
 
 
-def test_muon_class_keeps_torchs_two_dimensional_contract_and_a_lone_matrix_keeps_torchs_bits():
+def test_muon_class_keeps_torchs_two_dimensional_contract_and_a_lone_matrix_keeps_torchs_bits(monkeypatch):
     with pytest.raises(ValueError, match=r"params: Muon takes 2-D parameters only, got one of shape \(6, 3, 3, 3\)"):
         optimlab.Muon([torch.nn.Parameter(torch.zeros(6, 3, 3, 3))])
     vector = torch.nn.Parameter(torch.zeros(6))
     vector.grad = torch.ones(6)
     with pytest.raises(ValueError, match=r"Muon takes 2-D parameters or more .*got one of shape \(6,\)"):
         optimlab.Optimizer([vector], optimlab.muon()).step()  # the chain checks its state's parameters
-    # Two same-shaped matrices in one optimizer (a batch) and each alone (torch's operations, in
-    # bfloat16): the batch is within bfloat16 rounding of the single ones, which are torch's.
+    # Two same-shaped matrices and two of other shapes in one optimizer (a stack, and a padded
+    # stack) and each alone (torch's operations, in bfloat16): the stacks are within bfloat16
+    # rounding of the single ones, which are torch's.
     generator = torch.Generator().manual_seed(2)
-    start = [torch.randn(8, 5, generator=generator) for _ in range(2)]
-    grads = [torch.randn(8, 5, generator=generator) for _ in range(2)]
+    shapes = [(8, 5), (8, 5), (5, 3), (4, 9)]
+    start = [torch.randn(shape, generator=generator) for shape in shapes]
+    grads = [torch.randn(shape, generator=generator) for shape in shapes]
     together = [torch.nn.Parameter(s.clone()) for s in start]
     alone = [torch.nn.Parameter(s.clone()) for s in start]
     twins = [torch.nn.Parameter(s.clone()) for s in start]
@@ -236,7 +256,29 @@ def test_muon_class_keeps_torchs_two_dimensional_contract_and_a_lone_matrix_keep
                   *(torch.optim.Muon([p], lr=0.02) for p in twins)]
     for p, g in zip([*together, *alone, *twins], grads * 3):
         p.grad = g.clone()
+    iterated = []  # the shapes optimlab's iteration ran on
+    newton_schulz = optimlab.transforms.muon._newton_schulz
+    monkeypatch.setattr(optimlab.transforms.muon, "_newton_schulz",
+                        lambda x, *args: iterated.append(tuple(x.shape)) or newton_schulz(x, *args))
     for optimizer in optimizers:
         optimizer.step()
+    assert iterated[:2] == [(2, 8, 5), (2, 4, 9)]  # the stack, the padded stack (5x3 as 3x5), then alone
     assert all(torch.allclose(a, t, rtol=1e-14, atol=0) for a, t in zip(alone, twins))
     assert all(torch.allclose(b, a, rtol=0, atol=2e-2 * 0.02) for b, a in zip(together, alone))
+
+
+def test_matrices_of_different_shapes_pad_together_only_where_the_calls_cost_more_than_the_padding():
+    """`_padded_groups`: the lab MLP's three weights (dispatch-bound: ~20 us a call, their
+    products a few us) iterate as one padded stack; a 2048x2048 matrix and a 16x16 one do not
+    (padding the small one would cost a 2048x2048 iteration)."""
+    from optimlab.transforms.muon import _padded_groups
+
+    def groups(shapes):
+        matrices = [torch.zeros(shape) for shape in shapes]
+        return [sorted(tuple(matrices[i].shape) for i in group)
+                for group in _padded_groups(matrices, list(range(len(matrices))))]
+
+    assert groups([(128, 40), (128, 128), (10, 128)]) == [[(10, 128), (128, 40), (128, 128)]]
+    assert groups([(2048, 2048), (16, 16)]) == [[(16, 16)], [(2048, 2048)]]
+    float64 = [torch.zeros(8, 5, dtype=torch.float64), torch.zeros(4, 4, dtype=torch.float32)]  # dtypes apart
+    assert len(_padded_groups(float64, [0, 1])) == 2

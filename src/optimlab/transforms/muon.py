@@ -121,10 +121,13 @@ class orthogonalize_by_newton_schulz(Transform):
     dtype); ``torch.float64`` gives the exact-arithmetic iteration. Parameters of more than
     two dimensions are orthogonalized as ``out x (the rest)`` matrices. Matrices of one
     shape and dtype are iterated together as one batch (one ``baddbmm`` per product instead
-    of one ``addmm`` per matrix: a transformer's same-shaped layers cost one launch); a
-    matrix alone is iterated by torch.optim.Muon's operations, bit for bit. The stacks, the
-    products and the updates it returns are scratch of an `optimlab.workspace.Workspace`,
-    reused from step to step (on the CPU a fresh tensor's pages fault in at every step).
+    of one ``addmm`` per matrix: a transformer's same-shaped layers cost one launch), and
+    small matrices of different shapes as one zero-padded batch where the calls saved cost
+    more than the padding (`_padded_groups`, a rule of the shapes: the lab MLP's three
+    weights), each within bfloat16 rounding of its own iteration; a matrix alone is
+    iterated by torch.optim.Muon's operations, bit for bit. The stacks, the products and
+    the updates it returns are scratch of an `optimlab.workspace.Workspace`, reused from
+    step to step (on the CPU a fresh tensor's pages fault in at every step).
     """
 
     checks = {
@@ -145,26 +148,77 @@ class orthogonalize_by_newton_schulz(Transform):
 
     def update(self, updates, state, params, hyperparams, step):
         matrices = [as_matrix(u) for u in updates]
-        dtype = hyperparams["ns_dtype"]
-        batches: dict[tuple, list[int]] = {}
+        same: dict[tuple, list[int]] = {}
         for i, m in enumerate(matrices):
-            batches.setdefault((m.shape, m.dtype, m.device), []).append(i)
+            same.setdefault((m.shape, m.dtype, m.device), []).append(i)
+        alone = [indices[0] for indices in same.values() if len(indices) == 1]
+        batches = [indices for indices in same.values() if len(indices) > 1] + _padded_groups(matrices, alone)
         results: list[torch.Tensor] = [None] * len(matrices)  # type: ignore[list-item]
-        for (shape, _, device), indices in batches.items():
-            if len(indices) == 1:
-                stacked = matrices[indices[0]]
-            else:  # stacked and converted in one pass, into scratch the iteration may overwrite
-                stacked = torch.stack([matrices[i] for i in indices],
-                                      out=self.workspace.get("stack", (len(indices), *shape), dtype, device))
-            orthogonal = _newton_schulz(stacked, hyperparams["ns_coefficients"], hyperparams["ns_steps"],
-                                        hyperparams["eps"], dtype, self.workspace)
-            # The updates are scratch too (valid for this step, as `Transform.update` says), in
-            # the parameters' dtype and contiguous (the kernel of the parts after it takes them).
-            result = self.workspace.get("result", orthogonal.shape, updates[indices[0]].dtype, device)
-            orthogonal = result.copy_(orthogonal)
-            for i, x in zip(indices, [orthogonal] if len(indices) == 1 else orthogonal.unbind()):
+        for indices in batches:
+            for i, x in zip(indices, self._orthogonalize([matrices[i] for i in indices], hyperparams,
+                                                         updates[indices[0]].dtype)):
                 results[i] = x.view_as(updates[i])
         return updates.wrap(results)
+
+    def _orthogonalize(self, matrices: list[torch.Tensor], hyperparams, result_dtype: torch.dtype) -> list[torch.Tensor]:
+        """The iteration's results for ``matrices``: one, of one shape (a stack), or of
+        several shapes (each oriented wide, transposing a tall one, in the corner of a
+        zero-padded stack: the zero rows and columns stay zero and leave each matrix's
+        iteration as it is). They are scratch (valid for this step, as `Transform.update`
+        says), in ``result_dtype``, contiguous (the kernel of the parts after it takes them)."""
+        dtype, device, workspace = hyperparams["ns_dtype"], matrices[0].device, self.workspace
+        padded = len(matrices) > 1 and len({m.shape for m in matrices}) > 1
+        if len(matrices) == 1:
+            x = matrices[0]
+        elif not padded:  # stacked and converted in one pass, into scratch the iteration overwrites
+            x = torch.stack(matrices, out=workspace.get("stack", (len(matrices), *matrices[0].shape), dtype, device))
+        else:
+            wide = [m.mT if m.size(0) > m.size(1) else m for m in matrices]
+            shape = (len(wide), max(m.size(0) for m in wide), max(m.size(1) for m in wide))
+            x = workspace.get("padded", shape, dtype, device).zero_()
+            for corner, m in zip(x, wide):
+                corner[:m.size(0), :m.size(1)].copy_(m)
+        x = _newton_schulz(x, hyperparams["ns_coefficients"], hyperparams["ns_steps"], hyperparams["eps"], dtype,
+                           workspace)
+        if not padded:
+            result = workspace.get("result", x.shape, result_dtype, device).copy_(x)
+            return [result] if len(matrices) == 1 else list(result.unbind())
+        return [workspace.get("result", m.shape, result_dtype, device).copy_(
+                    corner[:m.size(1), :m.size(0)].mT if m.size(0) > m.size(1) else corner[:m.size(0), :m.size(1)])
+                for corner, m in zip(x, matrices)]
+
+
+#: What a torch call costs beside its arithmetic, in multiply-adds: ~20 us a call on this
+#: project's machine, where bfloat16 matmuls (AMX) do ~0.8 multiply-adds per picosecond;
+#: halved, for machines with slower matmuls. `_padded_groups` weighs calls against work by it.
+CALL_WORK = 1 << 23
+
+
+def _padded_groups(matrices: list[torch.Tensor], alone: list[int]) -> list[list[int]]:
+    """The matrices of different shapes (indices ``alone``) in groups iterated as one
+    zero-padded stack each: sorted by shape (oriented wide), a matrix joins the group
+    before it where that costs less than iterating it apart (three calls per step of the
+    iteration, `CALL_WORK` each, against the padded products' multiply-adds). A rule of
+    shapes only, so a model's matrices always group the same way."""
+    def work(rows: int, columns: int) -> int:  # a step's multiply-adds: X X^T, A^2, (bA + cA^2) X
+        return 2 * rows * rows * columns + rows ** 3
+
+    def cost(group: list[int]) -> int:
+        rows = max(min(matrices[i].shape) for i in group)
+        columns = max(max(matrices[i].shape) for i in group)
+        return 3 * CALL_WORK + len(group) * work(rows, columns)
+
+    groups: list[list[int]] = []
+    kinds: dict[tuple, list[int]] = {}
+    for i in alone:
+        kinds.setdefault((matrices[i].dtype, matrices[i].device), []).append(i)
+    for indices in kinds.values():
+        for i in sorted(indices, key=lambda i: (min(matrices[i].shape), max(matrices[i].shape))):
+            if groups and groups[-1][0] in indices and cost(groups[-1] + [i]) <= cost(groups[-1]) + cost([i]):
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+    return groups
 
 
 def _newton_schulz(x: torch.Tensor, coefficients, steps: int, eps: float, dtype: torch.dtype,

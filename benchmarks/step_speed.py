@@ -192,7 +192,8 @@ ALGOS = {
     # m, v, s and x0 (read only), and the bucket sums' pass over g, x, x0, s first
     "prodigy": Algo(optimlab.Prodigy, {"lr": 1.0}, 4, norm_reads=4, read_only=1, rivals={
         "reference": _reference_package("prodigyopt", "Prodigy", lr=1.0)}),
-    "dadapt_adam": Algo(optimlab.DAdaptAdam, {"lr": 1.0}, 3, norm_reads=3, rivals={
+    # one pass: its kernel steps once an element proves the step (its first, as a rule)
+    "dadapt_adam": Algo(optimlab.DAdaptAdam, {"lr": 1.0}, 3, rivals={
         "reference": _reference_package("dadaptation", "DAdaptAdam", lr=1.0)}),
 }
 #: the rivals' columns, in this order ("reference": the algorithm's own package)

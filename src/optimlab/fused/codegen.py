@@ -65,6 +65,9 @@ class Body:
     #: the whole bucket: ``(slot, C expression over q[r] and kk[s])``, in order; the
     #: kernel sets ``kk[slot]`` before the step and hands it back in ``k[slot]``.
     bucket_scalars: tuple[tuple[int, str], ...] = ()
+    #: `spec.BucketSums.witness`: the slot of its scalar and its condition (a C expression of
+    #: an element, as ``tensor_sums``'), or None.
+    witness: tuple[int, str] | None = None
     #: Per-tensor coefficients (`spec.Elementwise.tensor_coefficients`): the (part, name)
     #: of each ``c{q}``, given by the caller for each tensor.
     tensor_coefficients: tuple[tuple[int, str], ...] = ()
@@ -100,6 +103,7 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
     tensor_scalars: list[str] = []
     bucket_scalars: list[tuple[int, str]] = []
     tensor_coefficients: list[tuple[int, str]] = []
+    witness = None
     reduced_after = 0
     final = len(specs) - 2 if specs[-1].after_apply else len(specs) - 1
     if not ends_chain:
@@ -129,13 +133,12 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
             if tensor_sums or not inline_roots:
                 raise ValueError("measured sums: one part per chain, with inline square roots")
             reduced_after = len(stages[0])
-            sums, scalars = spec.per_tensor or spec.bucket_sums
+            sums, scalars = (spec.per_tensor or spec.bucket_sums)[:2]
             own = {name: f"q[{r}]" for r, (name, _) in enumerate(sums)}
             coefficient = lambda name, form: form.format(slot(index, name))  # noqa: E731
-            for _, expression in sums:
-                tensor_sums.append(Template(expression).substitute(
-                    {**{n: coefficient(n, "k{}") for n in template_names(expression) if n not in mapping},
-                     **mapping}))
+            of_element = lambda expression: Template(expression).substitute(  # noqa: E731
+                {**{n: coefficient(n, "k{}") for n in template_names(expression) if n not in mapping}, **mapping})
+            tensor_sums.extend(of_element(expression) for _, expression in sums)
             for name, expression in scalars:
                 text = Template(expression).substitute(
                     {**{n: coefficient(n, "kk[{}]") for n in template_names(expression) if n not in own}, **own})
@@ -144,6 +147,12 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
                     mapping[name] = f"t{len(tensor_scalars) - 1}"
                 else:  # a slot of its own, read by the later scalars as kk[slot] and by the code as k{slot}
                     bucket_scalars.append((slot(index, name), text))
+            if spec.bucket_sums is not None and spec.bucket_sums.witness is not None:
+                name, condition = spec.bucket_sums.witness
+                read = {n for n in template_names(code)} & {n for n, _ in scalars}
+                if read != {name}:
+                    raise ValueError(f"a witness's part reads its scalar {name!r} only, got {sorted(read)}")
+                witness = (slot(index, name), of_element(condition))
         for name in template_names(code):
             if name not in mapping:
                 mapping[name] = f"k{slot(index, name)}"
@@ -167,7 +176,7 @@ def assemble(specs: list[Elementwise], inline_roots: bool, norm_as_scalar: bool 
                 slot(index, "norm")
             norm = Norm(index, slot(index, name), Template(expression))
     return Body(tuple(map(tuple, stages)), tuple(scalar_names), buffer_count, norm, tuple(tensor_sums),
-                tuple(tensor_scalars), reduced_after, tuple(bucket_scalars), tuple(tensor_coefficients))
+                tuple(tensor_scalars), reduced_after, tuple(bucket_scalars), witness, tuple(tensor_coefficients))
 
 
 def template_names(code: str) -> list[str]:

@@ -216,6 +216,10 @@ int optimlab_step(int64_t n, void **ptrs, const int64_t *sizes, double *k, const
        shared: their chunks measured by all threads, then stepped in equal shares. */
     int64_t shared = 0, local = 0;
     for (int64_t i = 0; i < n; i++) {{ if (IS_LOCAL(i)) local += sizes[i]; else shared += sizes[i]; }}
+    double found = 0; (void)found;
+#if WITNESS
+    found = witness(n, ptrs, sizes, k, tc);
+#endif
     #pragma omp parallel num_threads(threads) if (threads > 1)
     {{
         int nt = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -347,6 +351,67 @@ _BUCKET_SCALARS = """\
         }}
 """
 
+#: A witness (`spec.BucketSums.witness`): the chain up to its part, element by element from
+#: the first, storing nothing, until one satisfies the condition (as a rule the first does).
+_WITNESS = """
+static int witness(int64_t n, void **ptrs, const int64_t *sizes, const double *k, const double *tcs) {{
+    for (int64_t i = 0; i < n; i++) {{
+        SP *restrict P = (SP *)ptrs[i];
+        const SP *restrict G = (const SP *)ptrs[n + i];
+{buffer_locals}
+        const double *tc = tcs + i * {coefficients}; (void)tc;
+{scalar_loads}
+        for (int64_t j = 0; j < sizes[i]; j++) {{
+            T p = {load_p}, u = {load_u}, R0 = 0, R1 = 0; (void)R0; (void)R1;
+{loads}
+{body}
+            if ({condition}) return 1;
+        }}
+    }}
+    return 0;
+}}
+
+/* One chunk stepped, its sums taken on the way as `reduce_chunk` takes them (the same
+   lanes, the same order: the same bits). */
+static void step_chunk(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
+                       const double *tc, double *out) {{
+{scalar_loads}
+    (void)tc;
+    double acc[{sums}][16];
+    for (int r = 0; r < {sums}; r++) for (int l = 0; l < 16; l++) acc[r][l] = 0;
+    for (int64_t b = s; b < e; b += 16) {{
+        const int lanes = e - b < 16 ? (int)(e - b) : 16;
+{prefetch}
+        for (int l = 0; l < lanes; l++) {{
+            const int64_t j = b + l; (void)j;
+            T p = {load_p}, u = {load_u}, R0 = 0, R1 = 0; (void)R0; (void)R1;
+{loads}
+{before}
+{accumulate}
+{after}
+{stores}
+        }}
+    }}
+    for (int r = 0; r < {sums}; r++) {{ double sum = 0; for (int l = 0; l < 16; l++) sum += acc[r][l]; out[r] = sum; }}
+}}
+"""
+
+#: With a witness: every chunk of every tensor stepped (and summed) by whichever thread takes it.
+_WITNESSED_STEP = """\
+        kk[{slot}] = found;
+        #pragma omp for schedule(dynamic, 4)
+        for (int64_t c = 0; c < firsts[n]; c++) {{
+            int64_t i = 0, last = n - 1;  /* binary search: the tensor whose chunks hold c */
+            while (i < last) {{
+                int64_t mid = (i + last) / 2;
+                if (firsts[mid + 1] > c) last = mid; else i = mid + 1;
+            }}
+            int64_t s = (c - firsts[i]) * BLOCK, e = s + BLOCK < sizes[i] ? s + BLOCK : sizes[i];
+            step_chunk((SP *)ptrs[i], (const SP *)ptrs[n + i]{buffer_args}, s, e, kk, tc + i * {coefficients},
+                       partials + c * {sums});
+        }}
+"""
+
 _STAGE = """\
         for (int64_t i0 = 0; i0 < m; i0 += 16) {{
 {prefetch}
@@ -446,6 +511,27 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
                                  for r, expression in enumerate(sums)),
         )
         per_tensor = _CHUNK_SUMS.format(buffer_args=buffer_args, sums=len(sums), coefficients=coefficients)
+        if body.witness is not None:
+            if emits or norm_code:
+                raise ValueError("a witness: in a chain that ends with its part, without a global norm")
+            slot, condition = body.witness
+            statements = [" " * 12 + statement for statement in body.stages[0]]
+            before = "\n".join(statements[:body.reduced_after])
+            everything = "\n".join(statements) + "\n" + "\n".join(sums) + "\n" + condition
+            loads, stores = buffer_io(everything)
+            reduce = _WITNESS.format(
+                buffer_params=buffer_params, scalar_loads=k_loads, sums=len(sums), coefficients=coefficients,
+                buffer_locals="\n".join(f"        SB{i} *restrict B{i} = (SB{i} *)ptrs[{i + 2} * n + i];"
+                                         for i in range(body.buffer_count)),
+                load_p=load(0, "P[j]"), load_u=load(0, "G[j]"), loads=loads, body=before or "            ;",
+                condition=condition, prefetch=_prefetches(everything, body.buffer_count, "b", 8),
+                before=before, after="\n".join(statements[body.reduced_after:]),
+                accumulate="\n".join(f"            acc[{r}][l] += (double)({expression});"
+                                      for r, expression in enumerate(sums)),
+                stores=stores + f" P[j] = {store(0, 'p')};",
+            )
+            per_tensor = _WITNESSED_STEP.format(slot=slot, buffer_args=buffer_args, sums=len(sums),
+                                                coefficients=coefficients)
         if body.bucket_scalars:
             per_tensor += _BUCKET_SCALARS.format(
                 sums=len(sums),
@@ -459,8 +545,10 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
             per_tensor += _TENSOR_SCALARS.format(sums=len(sums), tensor_scalars=tensor_scalars)
             local = _LOCAL.format(sums=len(sums), tensor_scalars=tensor_scalars, buffer_args=buffer_args,
                                   tensor_slots=len(body.tensor_scalars), coefficients=coefficients)
+    # (with a witness every tensor is stepped chunk by chunk: none is left to the shared shares)
+    is_local = "1" if body.witness is not None else f"({int(bool(local))} && sizes[i] <= {LOCAL})"
     source = (f"#define NORM_PASS {int(bool(norm_code) and norm_in_kernel)}\n#define SUMS {int(bool(sums))}\n"
-              f"#define IS_LOCAL(i) ({int(bool(local))} && sizes[i] <= {LOCAL})\n")
+              f"#define WITNESS {int(body.witness is not None)}\n#define IS_LOCAL(i) {is_local}\n")
     source += _PRELUDE.format(prefetch=PREFETCH, T=ctype, storage="\n".join(typedefs),
                               helpers=codegen.helpers(ctype, "static inline"))
     source += _KERNEL.format(

@@ -91,6 +91,12 @@ class BucketSums(NamedTuple):
 
     sums: tuple[tuple[str, str], ...]
     scalars: tuple[tuple[str, str], ...]
+    #: ``(name, condition)``: ``$name``, the one scalar the part's code reads, is true iff
+    #: some element satisfies ``condition`` (a C expression as the sums'; D-Adaptation's
+    #: "some s is not 0"). The kernel then looks for such an element first (the first one,
+    #: as a rule) and takes the sums during the step: one pass, where it would measure
+    #: the whole bucket and then step. The CPU kernel's, for a chain without a global norm.
+    witness: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

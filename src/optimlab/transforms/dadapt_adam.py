@@ -37,8 +37,9 @@ class scale_by_dadapt_adam(_InPlace):
     (``decouple=False``, the default: L2 decay added to :math:`g`.) Sums over the param
     group's tensors (``dadaptation`` sums over all groups: the same with one group);
     :math:`d` and :math:`r` are 0-d float64 buffers ``d`` and ``numerator_weighted``.
-    On the fused path the kernel measures the sums (`BucketSums`) and steps in the same
-    call; `estimate` is the same update in Python.
+    On the fused path the kernel finds an element whose :math:`s` is not 0 (the first, as a
+    rule: the step is then taken), and steps and sums in one pass (`BucketSums` with a
+    witness); `estimate` is the same update in Python.
     """
 
     checks = {"lr": checks.learning_rate, "betas": checks.betas, "eps": checks.positive,
@@ -136,4 +137,6 @@ class scale_by_dadapt_adam(_InPlace):
                      ("d_hat", "$live != 0 ? $weighted / ($one_minus_sqrt_beta2 * $s_l1) : $d"),
                      ("capped", "$d * $growth_rate < $d_hat ? $d * $growth_rate : $d_hat"),
                      ("new_d", "$live != 0 && $capped > $d ? $capped : $d"),
-                     ("new_weighted", "$live != 0 ? $weighted : $numerator_weighted"))))
+                     ("new_weighted", "$live != 0 ? $weighted : $numerator_weighted")),
+            # the step reads `live` only: any element whose s is not 0 proves it
+            witness=("live", f"$stepping != (T)0 && FMA($s_scale, {grad}, $s * $sqrt_beta2) != (T)0")))

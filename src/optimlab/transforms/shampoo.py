@@ -159,7 +159,7 @@ def _accumulate(buffer: torch.Tensor, x: torch.Tensor, beta: float) -> torch.Ten
 
 
 def _refresh_roots(refreshed, eps: float) -> None:
-    """Each ``root`` <- :math:`Q (\Lambda - \min(\lambda_{\min}, 0) + \epsilon)^{exponent} Q^\top`
+    r"""Each ``root`` <- :math:`Q (\Lambda - \min(\lambda_{\min}, 0) + \epsilon)^{exponent} Q^\top`
     of its ``statistics`` (``refreshed``: (statistics, root, exponent)): the eigenvalues
     shifted to be >= 0 (rounding makes them slightly negative), then regularized; the
     eigendecompositions of same-shaped ones in one call."""

@@ -167,7 +167,7 @@ def working_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 def _refresh(pairs, moments) -> None:
-    """One power iteration and QR on each basis, in place: :math:`Q \leftarrow \operatorname{qr}(L Q)`,
+    r"""One power iteration and QR on each basis, in place: :math:`Q \leftarrow \operatorname{qr}(L Q)`,
     the columns in decreasing order of :math:`\operatorname{diag}(Q^\top L Q)`, and each
     second moment's side ``dim`` permuted with them (``pairs``: (statistics, basis);
     ``moments``: (second moment, dim), aligned)."""

@@ -34,6 +34,18 @@ def test_a_tensor_is_made_once_per_name_shape_dtype_and_device():
     assert workspace.get("x", (3, 4), torch.float32, torch.device("cpu")) is not a
 
 
+def test_beyond_its_limit_a_request_gets_a_fresh_tensor_that_is_not_kept(monkeypatch):
+    """Kept scratch is memory held between steps: a workspace keeps at most `limit` bytes."""
+    monkeypatch.setattr(Workspace, "limit", 1000)
+    workspace = Workspace()
+    cpu = torch.device("cpu")
+    kept = workspace.get("small", (100,), torch.float64, cpu)  # 800 bytes
+    assert workspace.get("small", (100,), torch.float64, cpu) is kept
+    first = workspace.get("large", (100,), torch.float32, cpu)  # 400 more: past the limit
+    assert workspace.get("large", (100,), torch.float32, cpu) is not first
+    assert workspace.get("tiny", (50,), torch.float32, cpu) is workspace.get("tiny", (50,), torch.float32, cpu)
+
+
 def test_muons_scratch_is_reused_and_a_copy_of_the_optimizer_has_its_own():
     """Muon's stacked matrices and Newton-Schulz products are made once; a deepcopy or a
     pickle of the optimizer carries no scratch, and steps exactly as the original."""

@@ -264,10 +264,12 @@ _NORM_IN_KERNEL = """\
 #: Per-tensor sums: the chain up to the part that reads them, run over each chunk of each
 #: tensor without storing anything (`reduce_chunk`), its sums kept per chunk; then each
 #: tensor's chunk sums added in order and its scalars computed (the same bits for any
-#: number of threads); then the step.
-_REDUCE = """
-static void reduce_chunk(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
-                         const double *tc, double *out) {{
+#: number of threads); then the step. A witnessed kernel (`_WITNESS`) runs the whole chain
+#: through the same loop instead (`step_chunk`: the sums on the way, the step stored): the
+#: same lanes, the same order, the same sums.
+_CHUNK = """
+static void {name}(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
+                   const double *tc, double *out) {{
 {scalar_loads}
     (void)tc;
     double acc[{sums}][16];
@@ -281,6 +283,7 @@ static void reduce_chunk(SP *restrict P, const SP *restrict G{buffer_params}, in
 {loads}
 {body}
 {accumulate}
+{after}
         }}
     }}
     for (int r = 0; r < {sums}; r++) {{ double sum = 0; for (int l = 0; l < 16; l++) sum += acc[r][l]; out[r] = sum; }}
@@ -370,30 +373,6 @@ static int witness(int64_t n, void **ptrs, const int64_t *sizes, const double *k
     }}
     return 0;
 }}
-
-/* One chunk stepped, its sums taken on the way as `reduce_chunk` takes them (the same
-   lanes, the same order: the same bits). */
-static void step_chunk(SP *restrict P, const SP *restrict G{buffer_params}, int64_t s, int64_t e, const double *k,
-                       const double *tc, double *out) {{
-{scalar_loads}
-    (void)tc;
-    double acc[{sums}][16];
-    for (int r = 0; r < {sums}; r++) for (int l = 0; l < 16; l++) acc[r][l] = 0;
-    for (int64_t b = s; b < e; b += 16) {{
-        const int lanes = e - b < 16 ? (int)(e - b) : 16;
-{prefetch}
-        for (int l = 0; l < lanes; l++) {{
-            const int64_t j = b + l; (void)j;
-            T p = {load_p}, u = {load_u}, R0 = 0, R1 = 0; (void)R0; (void)R1;
-{loads}
-{before}
-{accumulate}
-{after}
-{stores}
-        }}
-    }}
-    for (int r = 0; r < {sums}; r++) {{ double sum = 0; for (int l = 0; l < 16; l++) sum += acc[r][l]; out[r] = sum; }}
-}}
 """
 
 #: With a witness: every chunk of every tensor stepped (and summed) by whichever thread takes it.
@@ -446,7 +425,7 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
     A part with a ``norm`` scalar gets it computed per step from the global norm of the
     gradients: measured by the kernel (``norm_in_kernel``) or given as the scalar
     ``(part, "norm")``. A part with ``per_tensor`` scalars gets them from sums over each
-    tensor, measured by the kernel in a first pass (`_REDUCE`); a part with ``bucket_sums``,
+    tensor, measured by the kernel in a first pass (`_CHUNK`); a part with ``bucket_sums``,
     from the same sums over the whole bucket, written back into their slots of ``k``.
     """
     body = codegen.assemble(specs, inline_roots, norm_as_scalar=not norm_in_kernel, buffer="b{}", ends_chain=not emits)
@@ -503,33 +482,28 @@ def generate(specs: list[Elementwise], ctype: str, inline_roots: bool = True, no
         text = "\n".join(" " * 12 + statement for statement in statements[:body.reduced_after])
         measured = text + "\n" + "\n".join(sums)
         loads, _ = buffer_io(measured)  # the sums may read the part's own buffers
-        reduce = _REDUCE.format(
-            buffer_params=buffer_params, scalar_loads=k_loads, sums=len(sums),
-            prefetch=_prefetches(measured, body.buffer_count, "b", 8),
-            load_p=load(0, "P[j]"), load_u=load(0, "G[j]"), loads=loads, body=text or "            ;",
-            accumulate="\n".join(f"            acc[{r}][l] += (double)({expression});"
-                                 for r, expression in enumerate(sums)),
-        )
+        accumulate = "\n".join(f"            acc[{r}][l] += (double)({expression});" for r, expression in enumerate(sums))
+        chunk = functools.partial(_CHUNK.format, buffer_params=buffer_params, scalar_loads=k_loads, sums=len(sums),
+                                  load_p=load(0, "P[j]"), load_u=load(0, "G[j]"), body=text or "            ;",
+                                  accumulate=accumulate)
+        reduce = chunk(name="reduce_chunk", prefetch=_prefetches(measured, body.buffer_count, "b", 8), loads=loads,
+                       after="")
         per_tensor = _CHUNK_SUMS.format(buffer_args=buffer_args, sums=len(sums), coefficients=coefficients)
         if body.witness is not None:
             if emits or norm_code:
                 raise ValueError("a witness: in a chain that ends with its part, without a global norm")
             slot, condition = body.witness
             statements = [" " * 12 + statement for statement in body.stages[0]]
-            before = "\n".join(statements[:body.reduced_after])
             everything = "\n".join(statements) + "\n" + "\n".join(sums) + "\n" + condition
             loads, stores = buffer_io(everything)
             reduce = _WITNESS.format(
-                buffer_params=buffer_params, scalar_loads=k_loads, sums=len(sums), coefficients=coefficients,
+                scalar_loads=k_loads, coefficients=coefficients,
                 buffer_locals="\n".join(f"        SB{i} *restrict B{i} = (SB{i} *)ptrs[{i + 2} * n + i];"
                                          for i in range(body.buffer_count)),
-                load_p=load(0, "P[j]"), load_u=load(0, "G[j]"), loads=loads, body=before or "            ;",
-                condition=condition, prefetch=_prefetches(everything, body.buffer_count, "b", 8),
-                before=before, after="\n".join(statements[body.reduced_after:]),
-                accumulate="\n".join(f"            acc[{r}][l] += (double)({expression});"
-                                      for r, expression in enumerate(sums)),
-                stores=stores + f" P[j] = {store(0, 'p')};",
-            )
+                load_p=load(0, "P[j]"), load_u=load(0, "G[j]"), loads=loads, body=text or "            ;",
+                condition=condition,
+            ) + chunk(name="step_chunk", prefetch=_prefetches(everything, body.buffer_count, "b", 8), loads=loads,
+                      after="\n".join(statements[body.reduced_after:]) + "\n" + stores + f" P[j] = {store(0, 'p')};")
             per_tensor = _WITNESSED_STEP.format(slot=slot, buffer_args=buffer_args, sums=len(sums),
                                                 coefficients=coefficients)
         if body.bucket_scalars:

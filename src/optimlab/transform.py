@@ -164,9 +164,7 @@ class chain(Transform):
         )
         self.state_keys = tuple(part.prefix + key for part in self.parts for key in part.transform.state_keys)
         self.supports_sparse = all(t.supports_sparse for t in transforms)
-        self._leaves = tuple(
-            Part(leaf.transform, part.prefix + leaf.prefix) for part in self.parts for leaf in part.transform.leaves()
-        )
+        self._leaves = tuple(leaf for part in self.parts for leaf in part.leaves())
 
     def validate(self, hyperparams: Mapping[str, Any]) -> None:
         for t in self.transforms:
@@ -215,6 +213,10 @@ class Part(NamedTuple):
         """Put the part's ``own`` buffers (created or replaced) back into the chain's ``state``."""
         for key, buffers in own.items():
             state[self.prefix + key] = buffers
+
+    def leaves(self) -> tuple[Part, ...]:
+        """The transform's leaves (`Transform.leaves`), with their prefixes in the chain's state."""
+        return tuple(Part(leaf.transform, self.prefix + leaf.prefix) for leaf in self.transform.leaves())
 
     def run(self, method: str, updates, state: State, params, hyperparams, step):
         """The part's ``update`` or ``apply`` on its own view of the chain's ``state``."""

@@ -208,7 +208,7 @@ def segments(transform: Transform, hyperparams, params=None) -> list[Segment] | 
         transform, hyperparams = _routed(transform, params, hyperparams)
     cut: list[Segment] = []
     for unit in _units(transform):
-        own = _describe(_leaves_of(unit), hyperparams)[0]
+        own = _describe(unit.leaves(), hyperparams)[0]
         if own is not None and cut and cut[-1][1] is not None and not _unfusable(cut[-1][1] + own):
             cut[-1] = (cut[-1][0] + (unit,), cut[-1][1] + own)
         else:
@@ -223,10 +223,6 @@ def segments(transform: Transform, hyperparams, params=None) -> list[Segment] | 
     return cut
 
 
-def _leaves_of(unit: Part) -> tuple[Part, ...]:
-    return tuple(Part(leaf.transform, unit.prefix + leaf.prefix) for leaf in unit.transform.leaves())
-
-
 #: A bucket of fewer elements steps a chain that does not fuse whole eagerly: its data in
 #: cache, the eager parts are as fast as the kernels, whose calls (one per run, each ~50 us
 #: of Python) then cost more than they save (Muon's step: even at ~350K elements, on this
@@ -237,7 +233,7 @@ SEGMENTS_MIN = 1 << 18
 def step_in_segments(transform: Transform, params, grads, state, hyperparams, step: int) -> bool:
     """Step one bucket of a chain whose parts are not all elementwise (Muon's
     orthogonalization, SOAP's rotations): each run of elementwise parts by one kernel call
-    (the runs before the last store their updates in new tensors), the other parts
+    (the runs before the last store their updates in scratch, `_scratch_like`), the other parts
     eagerly, in order. A run whose kernel cannot take the tensors it is given runs eagerly.
     False (and nothing changed) where no run fuses, on a GPU, for 16-bit floats or tensor
     subclasses (FSDP's DTensor), or while the kernels do not pay (`worthwhile`, `SEGMENTS_MIN`)."""

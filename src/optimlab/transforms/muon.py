@@ -213,11 +213,13 @@ def _padded_groups(matrices: list[torch.Tensor], alone: list[int]) -> list[list[
     for i in alone:
         kinds.setdefault((matrices[i].dtype, matrices[i].device), []).append(i)
     for indices in kinds.values():
+        kind: list[list[int]] = []
         for i in sorted(indices, key=lambda i: (min(matrices[i].shape), max(matrices[i].shape))):
-            if groups and groups[-1][0] in indices and cost(groups[-1] + [i]) <= cost(groups[-1]) + cost([i]):
-                groups[-1].append(i)
+            if kind and cost(kind[-1] + [i]) <= cost(kind[-1]) + cost([i]):
+                kind[-1].append(i)
             else:
-                groups.append([i])
+                kind.append([i])
+        groups += kind
     return groups
 
 

@@ -103,8 +103,7 @@ class scale_by_soap(Transform):
         for (statistics, basis), (_, vectors) in zip(fresh, by_shape(
                 torch.linalg.eigh, [statistics.to(working_dtype(statistics)) for statistics, _ in fresh])):
             basis.copy_(vectors.flip(1))  # in decreasing order of eigenvalue
-        _refresh([(statistics, basis) for _, _, statistics, basis in refreshed],
-                 [(exp_avg_sq, dim) for exp_avg_sq, dim, _, _ in refreshed])
+        _refresh(refreshed)
         return updates.wrap(out)
 
 
@@ -166,17 +165,16 @@ def working_dtype(t: torch.Tensor) -> torch.dtype:
     return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def _refresh(pairs, moments) -> None:
+def _refresh(refreshed) -> None:
     r"""One power iteration and QR on each basis, in place: :math:`Q \leftarrow \operatorname{qr}(L Q)`,
-    the columns in decreasing order of :math:`\operatorname{diag}(Q^\top L Q)`, and each
-    second moment's side ``dim`` permuted with them (``pairs``: (statistics, basis);
-    ``moments``: (second moment, dim), aligned)."""
+    the columns in decreasing order of :math:`\operatorname{diag}(Q^\top L Q)`, and the
+    second moment's side ``dim`` permuted with them (``refreshed``: (second moment, dim,
+    statistics, basis))."""
     products, orders = [], []
-    for statistics, basis in pairs:
+    for _, _, statistics, basis in refreshed:
         product = statistics @ basis
         orders.append(torch.argsort((basis * product).sum(0), descending=True))
         products.append(product.index_select(1, orders[-1]).to(working_dtype(product)))
-    for (_, basis), (q, _), order, (exp_avg_sq, dim) in zip(pairs, by_shape(torch.linalg.qr, products), orders,
-                                                             moments):
+    for (exp_avg_sq, dim, _, basis), (q, _), order in zip(refreshed, by_shape(torch.linalg.qr, products), orders):
         basis.copy_(q)
         exp_avg_sq.copy_(exp_avg_sq.index_select(dim, order))

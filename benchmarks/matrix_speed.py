@@ -11,7 +11,9 @@ rival's step taken right after it, so a slow spell of a shared machine cancels o
 Models: ``transformer``, 6 blocks of width 256 (q, k, v, o 256x256 and an MLP 1024x256,
 256x1024: 36 matrices in 3 shapes, 2.4M weights); ``b``, benchmarks/step_speed.py's model
 (b) with shapes, 27 blocks of width 200 (200x800, 800x200 and 200x200 matrices, biases
-and norms' 800, 200, 200, 200 vectors: 189 tensors, 9.8M elements); ``mlp``, the lab's
+and norms' 800, 200, 200, 200 vectors: 189 tensors, 9.8M elements); ``small``, 12
+transformer blocks of width 64 (72 matrices in 3 shapes, 0.6M weights: matrices small
+enough to step as stacks, `optimlab.transforms.batching.STACK_WORK`); ``mlp``, the lab's
 40-128-128-10 MLP's matrices (3 shapes, one matrix each). Muon's rows take the matrices
 only. The gradients are fixed random tensors.
 """
@@ -85,7 +87,7 @@ ALGOS: dict[str, dict[str, Factory]] = {
 }
 
 
-MODELS = ("transformer", "b", "mlp")
+MODELS = ("transformer", "b", "small", "mlp")
 
 
 def model_shapes(kind: str) -> list[tuple[int, ...]]:
@@ -95,6 +97,9 @@ def model_shapes(kind: str) -> list[tuple[int, ...]]:
     if kind == "b":  # benchmarks/step_speed.py's model (b) with its tensors' shapes: 27 blocks
         d = 200
         return [(d, 4 * d), (4 * d, d), (d, d), (4 * d,), (d,), (d,), (d,)] * 27
+    if kind == "small":  # a small transformer: 12 blocks of width 64
+        d = 64
+        return [(d, d)] * 4 * 12 + [(4 * d, d), (d, 4 * d)] * 12
     if kind == "mlp":
         return [(128, 40), (128, 128), (10, 128)]
     raise ValueError(f"--models: unknown model {kind!r}; valid models: {', '.join(MODELS)}")

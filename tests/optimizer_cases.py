@@ -62,7 +62,7 @@ lion                lr=0.05*0.99^t, 750, 1e-3                   lr=0.02*0.999^t,
 muon (2x5, 2x1)     lr=0.1*0.98^t, 360, 1e-3                    lr=0.05*0.995^t, 950, 1e-2
 adafactor           lr=1.0*0.99^t, 450, 1e-3                    lr=0.03*0.9995^t, 6450, 1e-2
 soap (1-D precond.) lr=0.05*0.99^t wd=0, 490, 1e-3              lr=0.02 wd=0, 550, 1e-2
-shampoo (1-D prec.) lr=0.05, 165, 1e-3                          lr=0.01, 13700, 1e-2
+shampoo (1-D prec.) lr=0.05, 200, 1e-3                          lr=0.01, 13700, 1e-2
 psgd_kron (tri.)    lr=0.1*0.98^t, 190, 1e-3                    lr=0.05*0.998^t, 2100, 1e-2
 swats               lr=0.02, 2050, 1e-3                         lr=0.3, 13400, 1e-3
 lamb                lr=0.05*0.99^t, 650, 1e-3                   lr=0.05*0.998^t, 2100, 1e-2
@@ -533,7 +533,7 @@ CASES: list[Case] = [
         fused=False, supports_complex=False,
         # The coordinates as one preconditioned vector: L^(-1/2), full-matrix Adagrad's
         # preconditioner (an EMA) for the quadratic, with Adam's step sizes.
-        quadratic=({"lr": 0.05, "precondition_1d": True}, 165, 1e-3),
+        quadratic=({"lr": 0.05, "precondition_1d": True}, 200, 1e-3),
         rosenbrock=({"lr": 0.01, "precondition_1d": True}, 13700, 1e-2),
     ),
     Case(

@@ -18,6 +18,10 @@ pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
 EXECUTIONS = {"foreach": {"foreach": True}, "for-loop": {"foreach": False}, "fused": {"fused": True}}
 #: MARS's c_t clipped to norm 1 in the first steps (the MLP's plain loss keeps it under 1).
 MARS_LOSS_SCALE = 30.0
+#: The kernel sums c_t's norm in its own order (bit-exact mode takes torch's roots and
+#: global norm, not per-tensor norms): a last-bit difference per step, which the 200
+#: clipped steps grow to 2.3e-10 on an AVX-512 AMD CPU (to 7e-14 on an Intel one).
+FUSED_RTOL = {"mars": 1e-9}
 
 
 def adopt(params, decoupled_weight_decay=False, clip_lambda=fourth_root, **kwargs):
@@ -76,7 +80,8 @@ def test_matches_pytorch_optimizer(case, sample, path, request):
     scale = LOSS_SCALES.get(case.name, 1.0)
     train(model, ours, PARITY_STEPS, maximize, scale)
     train(twin, reference, PARITY_STEPS, maximize, scale)
-    worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, f"{case.name} {sample} ({path})")
+    rtol = FUSED_RTOL.get(case.name, PARITY_RTOL) if path == "fused" else PARITY_RTOL
+    worst = assert_close(params_of(model), params_of(twin), rtol, f"{case.name} {sample} ({path})")
     record(f"pytorch-optimizer parity ({path}): {case.name}", worst)
     assert not torch.equal(params_of(model)[0], params_of(MLP())[0])
 

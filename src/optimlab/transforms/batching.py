@@ -1,33 +1,126 @@
-"""One call for the same-shaped matrices of a step: a decomposition of each of them.
+"""Same-shaped matrices stepped together: their state in one stack, their products and
+decompositions one torch call per shape.
 
-SOAP's and Shampoo's refreshes decompose one or two matrices per parameter (an
-eigendecomposition, a QR decomposition). Those of one shape, dtype and device go to
-torch as one stack: one call (one launch on a GPU, one dispatch on the CPU, where
-torch's batched QR is also 10-30 % faster than a loop for 64-1024 wide matrices), and
-LAPACK still factors each matrix by itself, so each result has the bits of its own call.
+SOAP, Shampoo and PSGD-Kron step each matrix by matrix products and decompositions whose
+arithmetic is per matrix. The matrices of one shape, dtype and device go to torch as one
+stack: one call (one launch on a GPU; on the CPU one dispatch, and torch's batched QR is
+10-30 % faster than a loop for 64-1024 wide matrices), whose results per matrix do not
+depend on the batch (a matrix alone is a stack of one). To stack without copying, the
+per-parameter state of such a group is kept as the slices of one tensor per buffer
+(`zeros`); a checkpoint loaded without that layout is re-stacked once, at its first step
+(`stacked`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
+
+from ..tensorlist import TensorList
+
+
+#: The most multiply-adds of a stacked matrix's largest product (:math:`mn \max(m, n)`, a
+#: 128 x 128 one). Below, the few microseconds a torch call costs besides its arithmetic
+#: are most of a small matrix's step, and a stack steps 2-4x faster (16-64 wide, on this
+#: project's 2-core CPU); above, the calls saved are a few percent of the arithmetic, and a
+#: stack's larger temporaries (first touches, the stacked gradients) cost more (3-10 %
+#: slower at 200-256 wide), so such matrices step one by one. A rule of shapes only: a
+#: model's matrices always step the same way.
+STACK_WORK = 1 << 21
+
+
+def groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
+    """The indices of ``tensors`` by shape, dtype and device, each group in order."""
+    found: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        found.setdefault((t.shape, t.dtype, t.device), []).append(i)
+    return list(found.values())
+
+
+def step_groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
+    """`groups` of ``tensors`` to step as one stack each: those of small tensors (`STACK_WORK`,
+    a tensor's work counted as its elements times its longest side), the others one by one."""
+    stacks: list[list[int]] = []
+    for indices in groups(tensors):
+        t = tensors[indices[0]]
+        small = t.numel() * max(t.shape, default=1) <= STACK_WORK
+        stacks += [indices] if small else [[i] for i in indices]
+    return stacks
+
+
+def zeros(count: int, shape: Sequence[int], like: torch.Tensor) -> list[torch.Tensor]:
+    """``count`` zero tensors of ``shape`` (``like``'s dtype and device): the slices of one
+    stack, as `stacked` takes them without a copy."""
+    return list(like.new_zeros(count, *shape).unbind())
+
+
+def stack(matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``matrices`` (of one shape) as one stack; one matrix as itself (see `stacked`)."""
+    return matrices[0] if len(matrices) == 1 else torch.stack(matrices)
+
+
+def stacked(buffers: TensorList, indices: Sequence[int], shape: Sequence[int]) -> torch.Tensor:
+    """The buffers at ``indices`` as one ``(len(indices), *shape)`` stack: a view of their
+    memory where they are its consecutive slices (as `zeros` made them); otherwise a new
+    stack, whose slices replace them in ``buffers`` (the optimizer stores replaced buffers),
+    so that later steps find them stacked. One buffer is a ``shape`` view of itself, not a
+    stack of one: a matrix alone steps by torch's 2-D products, whose bits other
+    implementations share (a batched product of small matrices rounds otherwise)."""
+    if len(indices) == 1:
+        t = buffers[indices[0]]
+        if t.shape == shape:  # a parameter's own matrix (the common case, without a new view)
+            return t
+        if t.is_contiguous():
+            return t.view(shape)
+    tensors = [buffers[i] for i in indices]
+    if _consecutive(tensors, math.prod(shape)):
+        return tensors[0].as_strided((len(tensors), *shape), _contiguous_strides((len(tensors), *shape)))
+    result = torch.stack([t.reshape(shape) for t in tensors])
+    for i, t, part in zip(indices, tensors, result.unbind()):
+        buffers.tensors[i] = part.view(t.shape)
+    return result[0] if len(tensors) == 1 else result
+
+
+def unstack(result: torch.Tensor, item_ndim: int = 2) -> tuple[torch.Tensor, ...]:
+    """The items (matrices, or tensors of ``item_ndim`` dimensions) of a `stack`, or the one item."""
+    if result.ndim == item_ndim:
+        return (result,)
+    return result.view(-1, *result.shape[result.ndim - item_ndim:]).unbind()
+
+
+def _consecutive(tensors: Sequence[torch.Tensor], size: int) -> bool:
+    """Whether ``tensors`` are contiguous, of ``size`` elements each, one after the other in
+    the memory of the first one's storage (which then holds them all: allocations do not overlap)."""
+    first = tensors[0]
+    step = size * first.element_size()
+    end = first.data_ptr() + len(tensors) * step
+    storage = first.untyped_storage()
+    return (end <= storage.data_ptr() + storage.nbytes()
+            and all(t.is_contiguous() and t.numel() == size and t.dtype == first.dtype
+                    and t.data_ptr() == first.data_ptr() + k * step for k, t in enumerate(tensors)))
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    strides = [1]
+    for size in reversed(shape[1:]):
+        strides.insert(0, strides[0] * size)
+    return tuple(strides)
 
 
 def by_shape(function: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
              matrices: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
     """``function(m)`` for each matrix ``m``, the matrices of one shape, dtype and device
     stacked into one call: ``function`` takes a matrix or a stack of them and returns a
-    tuple of tensors batched as its input (``torch.linalg.eigh``, ``torch.linalg.qr``)."""
+    tuple of tensors batched as its input (``torch.linalg.eigh``, ``torch.linalg.qr``).
+    LAPACK factors each matrix of a stack by itself, so each result has its own call's bits."""
     results: list[tuple[torch.Tensor, ...]] = [()] * len(matrices)
-    groups: dict[tuple, list[int]] = {}
-    for i, matrix in enumerate(matrices):
-        groups.setdefault((matrix.shape, matrix.dtype, matrix.device), []).append(i)
-    for indices in groups.values():
+    for indices in groups(matrices):
         if len(indices) == 1:
             results[indices[0]] = tuple(function(matrices[indices[0]]))
             continue
-        stacked = function(torch.stack([matrices[i] for i in indices]))
-        for i, *parts in zip(indices, *(part.unbind() for part in stacked)):
+        stack = function(torch.stack([matrices[i] for i in indices]))
+        for i, *parts in zip(indices, *(part.unbind() for part in stack)):
             results[i] = tuple(parts)
     return results

@@ -10,6 +10,7 @@ import torch
 from .. import checks
 from ..transform import Transform
 from ..workspace import Workspace
+from . import batching
 from .soap import working_dtype
 
 #: The most dimensions a parameter may have (one factor each), as in kron_torch.
@@ -100,54 +101,60 @@ class scale_by_kron(Transform):
         self.workspace = Workspace()
 
     def init(self, params, hyperparams):
-        state = {key: [] for key in self.state_keys}
-        for index, p in enumerate(params):
+        state: dict[str, list] = {key: [None] * len(params) for key in self.state_keys}
+        for p in params:
             if p.is_complex():
                 raise ValueError(f"params: PSGD-Kron takes real parameters only, got one of dtype {p.dtype}")
             if p.ndim > MAX_ORDER:
                 raise ValueError(f"params: PSGD-Kron takes up to {MAX_ORDER} dimensions, got a {p.ndim}-D parameter")
-            sides = _triangular_sides(p.shape, hyperparams)
+        for indices in batching.step_groups(params):  # each buffer of a group: the slices of one stack
+            like = params[indices[0]]
+            sides = _triangular_sides(like.shape, hyperparams)
             scale = hyperparams["precond_init_scale"] ** (1 / len(sides))
-            for i in range(MAX_ORDER):
-                if i >= len(sides):
-                    factor = None
-                else:
-                    size, triangular = sides[i]
-                    factor = torch.eye(size, dtype=p.dtype, device=p.device) if triangular else p.new_ones(size)
-                    factor.mul_(scale)
-                state[f"factor_{i}"].append(factor)
-            state["momentum_buffer"].append(torch.zeros_like(p))
-            state["probe_seed"].append(_splitmix64(hyperparams["seed"] + index * _GOLDEN))
+            for i, (size, triangular) in enumerate(sides):
+                initial = (torch.eye(size, dtype=like.dtype, device=like.device) if triangular
+                           else like.new_ones(size)).mul_(scale)
+                factors = batching.zeros(len(indices), initial.shape, like)
+                for index, factor in zip(indices, factors):
+                    state[f"factor_{i}"][index] = factor.copy_(initial)
+            for index, buffer in zip(indices, batching.zeros(len(indices), like.shape, like)):
+                state["momentum_buffer"][index] = buffer
+        for index in range(len(params)):
+            state["probe_seed"][index] = _splitmix64(hyperparams["seed"] + index * _GOLDEN)
         return {key: params.wrap(value) for key, value in state.items()}
 
     def coefficients(self, hyperparams, step, state):
         return {"debias": 1 - hyperparams["momentum"] ** step}
 
     def update(self, updates, state, params, hyperparams, step):
-        # Tensor contractions per parameter: there is no multi-tensor form to take.
         momentum = hyperparams["momentum"]
         debias = self.coefficients(hyperparams, step, state)["debias"]
         refit = _updates_preconditioner(step, hyperparams["precond_update_prob"])
-        absent = [None] * len(updates)
-        factor_lists = [state.get(f"factor_{i}", absent) for i in range(MAX_ORDER)]
-        out = []
-        for i, g in enumerate(updates):
-            factors = [f[i] for f in factor_lists if f[i] is not None]
-            m = state["momentum_buffer"][i].lerp_(g, 1 - momentum)
-            dtype = working_dtype(g)
-            m_hat = (m / debias).to(dtype).reshape(_shape(g))
+        out: list[torch.Tensor] = [None] * len(updates)  # type: ignore[list-item]
+        # Parameters of one shape have one layout of factors: each group steps as one stack.
+        for indices in batching.step_groups(updates):
+            g = updates[indices[0]]
+            shape, dtype, batched = _shape(g), working_dtype(g), int(len(indices) > 1)
+            factors = [batching.stacked(state[key], indices, state[key][indices[0]].shape)
+                       for key in _factor_keys(state, indices[0])]
+            grads = batching.stack([updates[i].reshape(shape) for i in indices])
+            m = batching.stacked(state["momentum_buffer"], indices, shape).lerp_(grads, 1 - momentum)
+            m_hat = (m / debias).to(dtype)
             working = [f.to(dtype) for f in factors]
             if refit:
-                fitted = m_hat if hyperparams["momentum_into_precond_update"] else g.to(dtype).reshape(_shape(g))
-                probe = self.probe(state["probe_seed"][i], step, fitted)
-                _balance(working)
-                _fit(working, fitted, probe, hyperparams["precond_lr"], self.workspace)
+                fitted = m_hat if hyperparams["momentum_into_precond_update"] else grads.to(dtype)
+                probe = batching.stack([self.probe(state["probe_seed"][i], step, item)
+                                        for i, item in zip(indices, batching.unstack(fitted, len(shape)))])
+                _balance(working, batched)
+                _fit(working, fitted, probe, hyperparams["precond_lr"], self.workspace, batched)
                 for factor, new in zip(factors, working):
                     if new is not factor:
                         factor.copy_(new)
-            u = _precondition(working, m_hat)
-            u = u * torch.clamp(CLIP_RMS / (u.square().mean().sqrt() + 1e-6), max=1.0)
-            out.append(u.to(g.dtype).reshape(g.shape))
+            u = _precondition(working, m_hat, batched)
+            u = u * torch.clamp(CLIP_RMS / (_per_item(u.square(), batched).mean(-1).sqrt() + 1e-6), max=1.0).view(
+                _broadcast(u, batched))
+            for i, item in zip(indices, batching.unstack(u, len(shape))):
+                out[i] = item.to(g.dtype).reshape(g.shape)
         return updates.wrap(out)
 
     def probe(self, seed: int, step: int, like: torch.Tensor) -> torch.Tensor:
@@ -199,72 +206,104 @@ def _cumulative_probability(steps: int, probability: float | None) -> float:
     return MAX_PROB * (flat + ratio * (1 - ratio**tail) / (1 - ratio)) + MIN_PROB * rest
 
 
-def _along(x: torch.Tensor, dim: int, factor: torch.Tensor) -> torch.Tensor:
+# The helpers below take one parameter's tensors or, ``batched`` (1), a stack of them along a
+# first dimension: side ``dim`` of a parameter is axis ``dim + batched``.
+
+def _factor_keys(state, index: int) -> list[str]:
+    """The state keys of parameter ``index``'s factors, in order of its sides."""
+    return [key for i in range(MAX_ORDER) if (key := f"factor_{i}") in state and state[key][index] is not None]
+
+
+def _per_item(x: torch.Tensor, batched: int) -> torch.Tensor:
+    """``x`` flattened per parameter: (stack size, elements) batched, (elements,) otherwise."""
+    return x.flatten(batched)
+
+
+def _broadcast(x: torch.Tensor, batched: int) -> tuple[int, ...]:
+    """The shape a per-parameter scalar takes to broadcast over ``x``."""
+    return (-1,) * batched + (1,) * (x.ndim - batched)
+
+
+def _along(x: torch.Tensor, dim: int, factor: torch.Tensor, batched: int) -> torch.Tensor:
     """``factor`` applied to side ``dim`` of ``x`` (a matrix: contracted with its columns)."""
-    if factor.ndim == 1:
-        return x * factor.view([-1 if d == dim else 1 for d in range(x.ndim)])
-    return torch.tensordot(factor, x, dims=([1], [dim])).movedim(0, dim)
+    axis = dim + batched
+    if factor.ndim == 1 + batched:
+        return x * factor.view([factor.size(0) if d < batched else -1 if d == axis else 1 for d in range(x.ndim)])
+    if x.ndim == 2 + batched:  # a matrix (or a stack): one product
+        return factor @ x if dim == 0 else x @ factor.mT
+    moved = x.movedim(axis, batched)
+    contracted = factor @ moved.reshape(*moved.shape[:batched + 1], -1)
+    return contracted.view(moved.shape).movedim(batched, axis)
 
 
-def _precondition(factors, x: torch.Tensor) -> torch.Tensor:
+def _precondition(factors, x: torch.Tensor, batched: int) -> torch.Tensor:
     """:math:`Q^\\top Q x`."""
     for dim, factor in enumerate(factors):
-        x = _along(_along(x, dim, factor), dim, factor.T if factor.ndim == 2 else factor)
+        x = _along(_along(x, dim, factor, batched), dim, factor.mT if factor.ndim == 2 + batched else factor, batched)
     return x
 
 
-def _solve_along(x: torch.Tensor, dim: int, factor: torch.Tensor) -> torch.Tensor:
+def _solve_along(x: torch.Tensor, dim: int, factor: torch.Tensor, batched: int) -> torch.Tensor:
     """:math:`Q_i^{-\\top}` applied to side ``dim`` of ``x``."""
-    if factor.ndim == 1:
-        return x / factor.view([-1 if d == dim else 1 for d in range(x.ndim)])
-    moved = x.movedim(dim, -1)
-    solved = torch.linalg.solve_triangular(factor, moved.reshape(-1, moved.shape[-1]), upper=True, left=False)
-    return solved.view(moved.shape).movedim(-1, dim)
+    axis = dim + batched
+    if factor.ndim == 1 + batched:
+        return x / factor.view([factor.size(0) if d < batched else -1 if d == axis else 1 for d in range(x.ndim)])
+    if axis == x.ndim - 1 > 0:  # the last side of a matrix or more: the solve's own layout
+        return torch.linalg.solve_triangular(factor, x, upper=True, left=False)
+    moved = x.movedim(axis, -1)
+    solved = torch.linalg.solve_triangular(factor, moved.reshape(*moved.shape[:batched], -1, moved.shape[-1]),
+                                           upper=True, left=False)
+    return solved.view(moved.shape).movedim(-1, axis)
 
 
-def _fit(factors, h: torch.Tensor, probe: torch.Tensor, lr: float, workspace: Workspace) -> None:
+def _fit(factors, h: torch.Tensor, probe: torch.Tensor, lr: float, workspace: Workspace, batched: int) -> None:
     """One Lie-group step of every factor (in place) from the pair (h, v); a triangular
     factor's n x n products in ``workspace``'s scratch (a fresh 1024 x 1024 one costs as
     much in page faults as its arithmetic, at every step)."""
     a, b = h, probe
     for dim, factor in enumerate(factors):
-        a, b = _along(a, dim, factor), _solve_along(b, dim, factor)
+        a, b = _along(a, dim, factor, batched), _solve_along(b, dim, factor, batched)
     steps = []
     for dim, factor in enumerate(factors):
-        a_i, b_i = a.movedim(dim, 0).reshape(a.shape[dim], -1), b.movedim(dim, 0).reshape(b.shape[dim], -1)
-        if factor.ndim == 1:
-            t1, t2 = a_i.square().sum(1), b_i.square().sum(1)
-            steps.append((t1 - t2).mul_(factor).mul_(lr / ((t1 + t2).abs().max() + _TINY)))
+        axis, lead = dim + batched, a.shape[:batched]
+        a_i = a.movedim(axis, batched).reshape(*lead, a.shape[axis], -1)
+        b_i = b.movedim(axis, batched).reshape(*lead, b.shape[axis], -1)
+        if factor.ndim == 1 + batched:
+            t1, t2 = a_i.square().sum(-1), b_i.square().sum(-1)
+            steps.append((t1 - t2).mul_(factor).mul_(lr / ((t1 + t2).abs().amax(-1, keepdim=True) + _TINY)))
             continue
         scratch = functools.partial(workspace.get, shape=factor.shape, dtype=factor.dtype, device=factor.device)
-        t1, t2 = torch.mm(a_i, a_i.T, out=scratch("t1")), torch.mm(b_i, b_i.T, out=scratch("t2"))
+        t1 = torch.matmul(a_i, a_i.mT, out=scratch("t1"))
+        t2 = torch.matmul(b_i, b_i.mT, out=scratch("t2"))
         bound = _spectral_norm_lower_bound(torch.add(t1, t2, out=scratch("sum")), scratch("work"))
         upper = torch.triu(torch.sub(t1, t2, out=t1), out=t2).mul_(lr / (bound + _TINY))
-        steps.append(torch.mm(upper, factor, out=scratch(f"step {dim}")))
+        steps.append(torch.matmul(upper, factor, out=scratch(f"step {dim}")))
     for factor, step in zip(factors, steps):
         factor.sub_(step)
 
 
 def _spectral_norm_lower_bound(a: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
-    """A lower bound of the spectral norm of the symmetric ``a``: one power iteration from
-    its largest row, on ``a`` scaled to max norm 1 (Li's ``norm_lower_bound``); ``a`` and
-    ``work`` (a tensor like it) are overwritten."""
-    scale = torch.abs(a, out=work).max()
+    """A lower bound of the spectral norm of the symmetric ``a`` (or of each of a stack;
+    shaped to broadcast over it): one power iteration from its largest row, on ``a`` scaled
+    to max norm 1 (Li's ``norm_lower_bound``); ``a`` and ``work`` (a tensor like it) are
+    overwritten."""
+    scale = torch.abs(a, out=work).amax((-2, -1), keepdim=True)
     a = a.div_(torch.where(scale > 0, scale, 1.0))
-    row = a[torch.argmax(torch.square(a, out=work).sum(1))]
-    x = a @ row
-    x = x / torch.linalg.vector_norm(x).clamp_min(torch.finfo(a.dtype).tiny)
-    return scale * torch.linalg.vector_norm(a.T @ x)
+    largest = torch.argmax(torch.square(a, out=work).sum(-1), dim=-1, keepdim=True)
+    row = a.take_along_dim(largest.unsqueeze(-1), dim=-2)
+    x = a @ row.mT
+    x = x / torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
+    return scale * torch.linalg.vector_norm(a.mT @ x, dim=(-2, -1), keepdim=True)
 
 
-def _balance(factors) -> None:
+def _balance(factors, batched: int) -> None:
     """Rescale the factors, in place, to the same max norm (their Kronecker product unchanged)."""
     if len(factors) < 2:
         return
-    norms = torch.stack([f.abs().max() for f in factors])
-    scales = norms.prod() ** (1 / len(factors)) / norms
+    norms = torch.stack([_per_item(f.abs(), batched).amax(-1) for f in factors])
+    scales = norms.prod(0) ** (1 / len(factors)) / norms
     for factor, scale in zip(factors, scales):
-        factor.mul_(scale)
+        factor.mul_(scale.view(_broadcast(factor, batched)))
 
 
 def _splitmix64(x: int) -> int:

@@ -21,6 +21,7 @@ from .. import checks
 from ..fused.spec import Elementwise
 from ..transform import Transform
 from ..workspace import Workspace
+from . import batching
 from .momentum import ema
 
 #: Keller Jordan's quintic coefficients (torch.optim.Muon's defaults).
@@ -148,11 +149,9 @@ class orthogonalize_by_newton_schulz(Transform):
 
     def update(self, updates, state, params, hyperparams, step):
         matrices = [as_matrix(u) for u in updates]
-        same: dict[tuple, list[int]] = {}
-        for i, m in enumerate(matrices):
-            same.setdefault((m.shape, m.dtype, m.device), []).append(i)
-        alone = [indices[0] for indices in same.values() if len(indices) == 1]
-        batches = [indices for indices in same.values() if len(indices) > 1] + _padded_groups(matrices, alone)
+        same = batching.groups(matrices)
+        alone = [indices[0] for indices in same if len(indices) == 1]
+        batches = [indices for indices in same if len(indices) > 1] + _padded_groups(matrices, alone)
         results: list[torch.Tensor] = [None] * len(matrices)  # type: ignore[list-item]
         for indices in batches:
             for i, x in zip(indices, self._orthogonalize([matrices[i] for i in indices], hyperparams,

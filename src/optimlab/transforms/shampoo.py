@@ -6,8 +6,9 @@ import torch
 
 from .. import checks
 from ..transform import Transform
+from . import batching
 from .batching import by_shape
-from .soap import matrix_view, two_sided_state, working_dtype
+from .soap import matrix_groups, matrix_view, stacked_sides, two_sided_state, working_dtype
 
 # Meta's guard against a zero Shampoo direction in the grafting ratio.
 _GRAFTING_GUARD = 1e-16
@@ -107,45 +108,44 @@ class scale_by_shampoo(Transform):
                 "statistics_correction": correction(beta2)}
 
     def update(self, updates, state, params, hyperparams, step):
-        # Matrix products per tensor (a stack would round small ones otherwise); the
-        # eigendecompositions of same-shaped statistics together, each with its own bits.
         beta1, beta2 = hyperparams["betas"]
         k = self.coefficients(hyperparams, step, state)
         start = hyperparams["start_preconditioning_step"] or hyperparams["precondition_frequency"]
         preconditioning = step >= start
         refresh = preconditioning and (step - start) % hyperparams["precondition_frequency"] == 0
-        # The optimizer steps tensors with the same buffers together: a bucket of vectors has
-        # no "left"/"right" at all.
-        absent = [None] * len(updates)
-        side_buffers = [(state.get(side, absent), state.get(f"{side}_inverse_root", absent))
-                        for side in ("left", "right")]
-        out: list[torch.Tensor] = []
-        preconditioned = []  # (index, sides, Adam's norm): stepped once the roots are refreshed
-        refreshed = []  # (statistics, root, exponent)
-        for i, g in enumerate(updates):
-            exp_avg = state["exp_avg"][i].lerp_(g, 1 - beta1)
-            exp_avg_sq = _accumulate(state["exp_avg_sq"][i], g * g, _grafting_beta2(hyperparams))
+        out: list[torch.Tensor] = [None] * len(updates)  # type: ignore[list-item]
+        preconditioned = []  # (indices, sides, first moments, Adam's norms): stepped once the roots are refreshed
+        refreshed = []  # (statistics, roots, exponent)
+        for indices, shape in matrix_groups(updates):
+            grad = batching.stack([matrix_view(updates[i]) for i in indices])
+            exp_avg = batching.stacked(state["exp_avg"], indices, shape).lerp_(grad, 1 - beta1)
+            exp_avg_sq = _accumulate(batching.stacked(state["exp_avg_sq"], indices, shape), grad * grad,
+                                     _grafting_beta2(hyperparams))
             adam = exp_avg / k["first_correction"] / (exp_avg_sq / k["grafting_correction"]).sqrt_().add_(
                 hyperparams["grafting_eps"])
-            out.append(adam)
-            sides = [(statistics[i], roots[i]) for statistics, roots in side_buffers]
+            for i, u in zip(indices, batching.unstack(adam)):
+                out[i] = u.view_as(updates[i])
+            sides = stacked_sides(state, "inverse_root", indices, shape)
             if all(statistics is None for statistics, _ in sides):
                 continue
-            grad = matrix_view(g)
-            exponent = -0.5 if g.ndim <= 1 else -0.25
-            for dim, (statistics, root) in enumerate(sides):
+            exponent = -0.5 if updates[indices[0]].ndim <= 1 else -0.25
+            for dim, (statistics, roots) in enumerate(sides):
                 if statistics is None:
                     continue
-                _accumulate(statistics, grad @ grad.T if dim == 0 else grad.T @ grad, beta2)
+                _accumulate(statistics, grad @ grad.mT if dim == 0 else grad.mT @ grad, beta2)
                 if refresh:
-                    refreshed.append((statistics / k["statistics_correction"], root, exponent))
+                    refreshed.append((statistics / k["statistics_correction"], roots, exponent))
             if preconditioning:
-                preconditioned.append((i, sides, adam.norm()))
+                preconditioned.append((indices, sides, exp_avg, torch.linalg.vector_norm(adam, dim=(-2, -1),
+                                                                                         keepdim=True)))
         _refresh_roots(refreshed, hyperparams["eps"])
-        for i, sides, adam_norm in preconditioned:
+        for indices, sides, exp_avg, adam_norms in preconditioned:
             # A new tensor: at least one side is a matrix product.
-            direction = _precondition(matrix_view(state["exp_avg"][i] / k["first_correction"]), sides)
-            out[i] = direction.mul_(adam_norm / (direction.norm() + _GRAFTING_GUARD)).view_as(updates[i])
+            direction = _precondition(exp_avg / k["first_correction"], sides)
+            direction.mul_(adam_norms / (torch.linalg.vector_norm(direction, dim=(-2, -1), keepdim=True)
+                                         + _GRAFTING_GUARD))
+            for i, u in zip(indices, batching.unstack(direction)):
+                out[i] = u.view_as(updates[i])
         return updates.wrap(out)
 
 
@@ -159,14 +159,24 @@ def _accumulate(buffer: torch.Tensor, x: torch.Tensor, beta: float) -> torch.Ten
 
 
 def _refresh_roots(refreshed, eps: float) -> None:
-    r"""Each ``root`` <- :math:`Q (\Lambda - \min(\lambda_{\min}, 0) + \epsilon)^{exponent} Q^\top`
-    of its ``statistics`` (``refreshed``: (statistics, root, exponent)): the eigenvalues
-    shifted to be >= 0 (rounding makes them slightly negative), then regularized; the
-    eigendecompositions of same-shaped ones in one call."""
-    matrices = [statistics.to(working_dtype(statistics)) for statistics, _, _ in refreshed]
-    for (_, root, exponent), (values, vectors) in zip(refreshed, by_shape(torch.linalg.eigh, matrices)):
-        values = values - values.min().clamp(max=0) + eps
-        root.copy_((vectors * values.pow(exponent)) @ vectors.T)
+    r"""Each ``roots`` stack <- :math:`Q (\Lambda - \min(\lambda_{\min}, 0) + \epsilon)^{exponent} Q^\top`
+    of its ``statistics`` (``refreshed``: (statistics, roots, exponent)), the same-shaped
+    ones of an exponent in one call (`by_shape`)."""
+    for exponent in {exponent for _, _, exponent in refreshed}:
+        group = [(statistics, roots) for statistics, roots, e in refreshed if e == exponent]
+        matrices = [m for statistics, _ in group for m in batching.unstack(statistics.to(working_dtype(statistics)))]
+        results = iter(by_shape(lambda statistics: _inverse_root(statistics, exponent, eps), matrices))
+        for _, roots in group:
+            for root in batching.unstack(roots):
+                root.copy_(next(results)[0])
+
+
+def _inverse_root(statistics: torch.Tensor, exponent: float, eps: float) -> tuple[torch.Tensor]:
+    """The root of a matrix or of each of a stack, by its eigendecomposition: the
+    eigenvalues shifted to be >= 0 (rounding makes them slightly negative), then regularized."""
+    values, vectors = torch.linalg.eigh(statistics)
+    values = values - values.amin(-1, keepdim=True).clamp(max=0) + eps
+    return ((vectors * values.pow(exponent).unsqueeze(-2)) @ vectors.mT,)
 
 
 def _precondition(x: torch.Tensor, sides) -> torch.Tensor:

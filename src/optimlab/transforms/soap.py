@@ -8,6 +8,7 @@ import torch
 
 from .. import checks
 from ..transform import Transform
+from . import batching
 from .batching import by_shape
 from .muon import as_matrix
 
@@ -71,37 +72,35 @@ class scale_by_soap(Transform):
         return {"step_size": math.sqrt(1 - beta2**k) / (1 - beta1**k) if k else 0.0}
 
     def update(self, updates, state, params, hyperparams, step):
-        # Matrix products per tensor (a stack would round small ones otherwise); the
-        # decompositions of same-shaped matrices together, each with its own bits.
         beta1, beta2 = hyperparams["betas"]
         statistics_weight = 1 - (beta2 if hyperparams["shampoo_beta"] is None else hyperparams["shampoo_beta"])
         step_size = self.coefficients(hyperparams, step, state)["step_size"]
         refresh = step > 1 and (step - 1) % hyperparams["precondition_frequency"] == 0
-        # The optimizer steps tensors with the same buffers together: a bucket of vectors has
-        # no "left"/"right" at all.
-        absent = [None] * len(updates)
-        side_buffers = [(state.get(side, absent), state.get(f"{side}_basis", absent)) for side in ("left", "right")]
-        out = []
+        out: list[torch.Tensor] = [None] * len(updates)  # type: ignore[list-item]
         fresh, refreshed = [], []  # the step's decompositions, made together (`by_shape`)
-        for i, g in enumerate(updates):
-            sides = [(statistics[i], bases[i]) for statistics, bases in side_buffers]
-            grad = matrix_view(g)
+        for indices, shape in matrix_groups(updates):
+            grad = batching.stack([matrix_view(updates[i]) for i in indices])
+            sides = stacked_sides(state, "basis", indices, shape)
             if step == 1:
                 _gather(grad, sides, statistics_weight)
                 fresh.extend((statistics, basis) for statistics, basis in sides if statistics is not None)
-                out.append(torch.zeros_like(g))
+                for i in indices:
+                    out[i] = torch.zeros_like(updates[i])
                 continue
-            exp_avg = state["exp_avg"][i].lerp_(g, 1 - beta1)
+            exp_avg = batching.stacked(state["exp_avg"], indices, shape).lerp_(grad, 1 - beta1)
             # Out of place: without a basis on either side a projection is its input itself.
-            exp_avg_sq = matrix_view(state["exp_avg_sq"][i]).lerp_(_project(grad, sides).square(), 1 - beta2)
-            direction = _project(matrix_view(exp_avg), sides) / exp_avg_sq.sqrt().add_(hyperparams["eps"])
-            out.append(_project_back(direction, sides).mul_(step_size).view_as(g))
+            exp_avg_sq = batching.stacked(state["exp_avg_sq"], indices, shape).lerp_(
+                _project(grad, sides).square(), 1 - beta2)
+            direction = _project(exp_avg, sides) / exp_avg_sq.sqrt().add_(hyperparams["eps"])
+            for i, u in zip(indices, batching.unstack(_project_back(direction, sides).mul_(step_size))):
+                out[i] = u.view_as(updates[i])
             _gather(grad, sides, statistics_weight)
             if refresh:
                 refreshed.extend((exp_avg_sq, dim, statistics, basis) for dim, (statistics, basis) in enumerate(sides)
                                  if statistics is not None)
-        for (statistics, basis), (_, vectors) in zip(fresh, by_shape(
-                torch.linalg.eigh, [statistics.to(working_dtype(statistics)) for statistics, _ in fresh])):
+        statistics = [s for stack, _ in fresh for s in batching.unstack(stack.to(working_dtype(stack)))]
+        bases = [b for _, stack in fresh for b in batching.unstack(stack)]
+        for basis, (_, vectors) in zip(bases, by_shape(torch.linalg.eigh, statistics)):
             basis.copy_(vectors.flip(1))  # in decreasing order of eigenvalue
         _refresh(refreshed)
         return updates.wrap(out)
@@ -119,19 +118,45 @@ def preconditioned_sides(p: torch.Tensor, limit: int, precondition_1d: bool) -> 
 
 def two_sided_state(params, optimizer: str, derived: str, limit: int, precondition_1d: bool) -> dict:
     """Adam's moments and, per preconditioned side, the statistics ``left``/``right`` and a
-    matrix ``{side}_{derived}`` made from them (None where a side keeps the identity); a
-    complex parameter raises ValueError naming ``optimizer``."""
-    state: dict[str, list] = {key: [] for key in ("exp_avg", "exp_avg_sq", "left", "right",
-                                                  f"left_{derived}", f"right_{derived}")}
+    matrix ``{side}_{derived}`` made from them (None where a side keeps the identity), those
+    of same-shaped matrices slices of one stack each (`batching.zeros`); a complex parameter
+    raises ValueError naming ``optimizer``."""
+    keys = ("exp_avg", "exp_avg_sq", "left", "right", f"left_{derived}", f"right_{derived}")
+    state: dict[str, list] = {key: [None] * len(params) for key in keys}
     for p in params:
         if p.is_complex():
             raise ValueError(f"params: {optimizer} takes real parameters only, got one of dtype {p.dtype}")
-        for side, size in zip(("left", "right"), preconditioned_sides(p, limit, precondition_1d)):
-            state[side].append(None if size is None else p.new_zeros(size, size))
-            state[f"{side}_{derived}"].append(None if size is None else p.new_zeros(size, size))
-        state["exp_avg"].append(torch.zeros_like(p))
-        state["exp_avg_sq"].append(torch.zeros_like(p))
+    for indices, shape in matrix_groups(params):
+        like = params[indices[0]]
+        shapes = {"exp_avg": shape, "exp_avg_sq": shape}
+        for side, size in zip(("left", "right"), preconditioned_sides(like, limit, precondition_1d)):
+            if size is not None:
+                shapes[side] = shapes[f"{side}_{derived}"] = (size, size)
+        for key, buffer_shape in shapes.items():
+            for i, buffer in zip(indices, batching.zeros(len(indices), buffer_shape, like)):
+                state[key][i] = buffer.view_as(params[i]) if key.startswith("exp_avg") else buffer
     return {key: params.wrap(value) for key, value in state.items()}
+
+
+def matrix_groups(tensors) -> list[tuple[list[int], torch.Size]]:
+    """The indices of ``tensors`` whose matrices (`matrix_view`) have one shape, dtype and
+    device, with that shape: the groups stepped as one stack."""
+    matrices = [matrix_view(t) for t in tensors]
+    return [(indices, matrices[indices[0]].shape) for indices in batching.step_groups(matrices)]
+
+
+def stacked_sides(state, derived: str, indices, shape) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """The statistics and ``{side}_{derived}`` stacks of the group ``indices`` of
+    ``shape``-matrices, per side (None, None where the side keeps the identity; the
+    optimizer steps tensors with the same buffers together, so a bucket of vectors has no
+    ``left``/``right`` at all)."""
+    sides = []
+    for side, size in zip(("left", "right"), shape):
+        if state.get(side) is None or state[side][indices[0]] is None:
+            sides.append((None, None))
+            continue
+        sides.append(tuple(batching.stacked(state[key], indices, (size, size)) for key in (side, f"{side}_{derived}")))
+    return sides
 
 
 def matrix_view(t: torch.Tensor) -> torch.Tensor:
@@ -142,22 +167,22 @@ def matrix_view(t: torch.Tensor) -> torch.Tensor:
 def _gather(grad, sides, weight: float) -> None:
     (left, _), (right, _) = sides
     if left is not None:
-        left.lerp_(grad @ grad.T, weight)
+        left.lerp_(grad @ grad.mT, weight)
     if right is not None:
-        right.lerp_(grad.T @ grad, weight)
+        right.lerp_(grad.mT @ grad, weight)
 
 
 def _project(x, sides) -> torch.Tensor:
     """:math:`Q_L^\\top X Q_R` (a side without a basis: the identity)."""
     (_, left), (_, right) = sides
-    x = x if left is None else left.T @ x
+    x = x if left is None else left.mT @ x
     return x if right is None else x @ right
 
 
 def _project_back(x, sides) -> torch.Tensor:
     (_, left), (_, right) = sides
     x = x if left is None else left @ x
-    return x if right is None else x @ right.T
+    return x if right is None else x @ right.mT
 
 
 def working_dtype(t: torch.Tensor) -> torch.dtype:
@@ -166,15 +191,18 @@ def working_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 def _refresh(refreshed) -> None:
-    r"""One power iteration and QR on each basis, in place: :math:`Q \leftarrow \operatorname{qr}(L Q)`,
-    the columns in decreasing order of :math:`\operatorname{diag}(Q^\top L Q)`, and the
-    second moment's side ``dim`` permuted with them (``refreshed``: (second moment, dim,
-    statistics, basis))."""
+    r"""One power iteration and QR on each stack of bases, in place: :math:`Q \leftarrow
+    \operatorname{qr}(L Q)`, the columns in decreasing order of
+    :math:`\operatorname{diag}(Q^\top L Q)`, and the second moments' side ``dim`` permuted
+    with them (``refreshed``: (second moments, dim, statistics, bases), stacks)."""
     products, orders = [], []
     for _, _, statistics, basis in refreshed:
         product = statistics @ basis
-        orders.append(torch.argsort((basis * product).sum(0), descending=True))
-        products.append(product.index_select(1, orders[-1]).to(working_dtype(product)))
-    for (exp_avg_sq, dim, _, basis), (q, _), order in zip(refreshed, by_shape(torch.linalg.qr, products), orders):
-        basis.copy_(q)
-        exp_avg_sq.copy_(exp_avg_sq.index_select(dim, order))
+        orders.append(torch.argsort((basis * product).sum(-2), descending=True))
+        products.append(product.gather(-1, orders[-1].unsqueeze(-2).expand_as(product)).to(working_dtype(product)))
+    factors = iter(by_shape(torch.linalg.qr, [m for product in products for m in batching.unstack(product)]))
+    for (exp_avg_sq, dim, _, basis), order in zip(refreshed, orders):
+        for matrix in batching.unstack(basis):
+            matrix.copy_(next(factors)[0])
+        index = order.unsqueeze(-1 if dim == 0 else -2).expand_as(exp_avg_sq)
+        exp_avg_sq.copy_(exp_avg_sq.gather(dim - 2, index))

@@ -21,14 +21,14 @@ import torch
 from ..tensorlist import TensorList
 
 
-#: The most multiply-adds of a stacked matrix's largest product (:math:`mn \max(m, n)`, a
-#: 128 x 128 one). Below, the few microseconds a torch call costs besides its arithmetic
-#: are most of a small matrix's step, and a stack steps 2-4x faster (16-64 wide, on this
-#: project's 2-core CPU); above, the calls saved are a few percent of the arithmetic, and a
-#: stack's larger temporaries (first touches, the stacked gradients) cost more (3-10 %
-#: slower at 200-256 wide), so such matrices step one by one. A rule of shapes only: a
-#: model's matrices always step the same way.
-STACK_WORK = 1 << 21
+#: The most multiply-adds of a stacked matrix's largest product (:math:`mn \max(m, n)`;
+#: 2^22: a 160 x 160 or 64 x 256 matrix). Below, the few microseconds a torch call costs
+#: besides its arithmetic are much of a matrix's step, and a stack steps 1.1-5x faster
+#: (32-160 wide matrices, on this project's 2-core CPU); above, the calls saved are a few
+#: percent of the arithmetic, within the cost of a stack's larger temporaries (from 0.75x
+#: to 1.06x at 200-256 wide, 1.07-1.36x for 27 matrices of 200 x 800), so such matrices
+#: step one by one. A rule of shapes only, so a model's matrices always step the same way.
+STACK_WORK = 1 << 22
 
 
 def groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
@@ -40,8 +40,9 @@ def groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
 
 
 def step_groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
-    """`groups` of ``tensors`` to step as one stack each: those of small tensors (`STACK_WORK`,
-    a tensor's work counted as its elements times its longest side), the others one by one."""
+    """`groups` of ``tensors`` to step as one stack each: those of small tensors
+    (`STACK_WORK`; a tensor's work counted as its elements times its longest side), the
+    others one by one."""
     stacks: list[list[int]] = []
     for indices in groups(tensors):
         t = tensors[indices[0]]

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import torch
 
 import optimlab
+from optimlab.fused import engine
 
 Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
@@ -126,6 +127,10 @@ def bench_algo(name: str, shapes, steps: int, warmup: int) -> dict:
         except Exception as error:  # noqa: BLE001 (a rival that cannot take these shapes is skipped, said)
             print(f"  ({name}: {label} unavailable: {type(error).__name__}: {error})", flush=True)
     times: dict[str, list[float]] = {label: [] for label in impls}
+    # Warm up at least until optimlab's default path settles: a bucket takes its kernels
+    # from the step where they pay (`engine.worthwhile`), the path of a training run.
+    first = impls["optimlab"][0]
+    warmup = max(warmup, next(step for step in range(1, 1 << 20) if engine.worthwhile(first, step)))
     for i in range(warmup + steps):
         for label, (params, grads, optimizer) in impls.items():
             for p, g in zip(params, grads):  # heavyball sets .grad to None after its step

@@ -12,7 +12,7 @@ import torch
 
 import optimlab
 import reference_numpy as ref
-from helpers import (MLP, PARITY_RTOL, PARITY_STEPS, assert_16_bit_run_within_two_ulps, assert_close,
+from helpers import (MLP, PARITY_STEPS, assert_16_bit_run_within_two_ulps, assert_close,
     assert_follows_numpy_formula, params_of, record, train)
 from optimizer_cases import CASES_BY_NAME
 
@@ -23,6 +23,8 @@ pytestmark = pytest.mark.usefixtures("float64")
 # Their QR runs in float32 whatever the dtype (ours in the parameter's): without refreshes
 # (a frequency beyond the run) the two agree to float64 rounding.
 NO_REFRESH = {"precondition_frequency": 10 * PARITY_STEPS, "weight_decay": 0.0}
+#: 3.4e-8 seen (`test_matches_pytorch_optimizer`).
+NULL_SPACE_RTOL = 1e-7
 SAMPLES = [
     {"lr": 0.01},
     {"lr": 0.01, "betas": (0.9, 0.99), "shampoo_beta": 0.8, "eps": 1e-6},
@@ -38,13 +40,18 @@ def theirs(params, max_precondition_dim=10000, **kwargs):
 @pytest.mark.parametrize("sample", SAMPLES, ids=str)
 def test_matches_pytorch_optimizer(sample):
     """The MLP's 6x4 and 2x6 weights (null spaces of 2 and 4 dimensions at the first step: the
-    same torch.linalg.eigh gives both the same bases) and its biases, PARITY_STEPS steps."""
+    same torch.linalg.eigh gives both the same bases) and its biases, PARITY_STEPS steps.
+    Within NULL_SPACE_RTOL: the first gradients lie in the range of L = G G^T, so their
+    rotated components along the null space are rounding noise, which Adam's division by
+    sqrt(V) + eps turns into steps of ~1e-9; our rotated first moment and their rotation of
+    the original one round that noise differently (the NumPy formula, on full-rank
+    statistics, agrees to 1e-13)."""
     model = MLP()
     twin = copy.deepcopy(model)
     maximize = sample.get("maximize", False)
     train(model, optimlab.SOAP(model.parameters(), **NO_REFRESH, **sample), PARITY_STEPS, maximize)
     train(twin, theirs(twin.parameters(), **NO_REFRESH, **sample), PARITY_STEPS, maximize)
-    worst = assert_close(params_of(model), params_of(twin), PARITY_RTOL, f"soap {sample}")
+    worst = assert_close(params_of(model), params_of(twin), NULL_SPACE_RTOL, f"soap {sample}")
     record("pytorch-optimizer parity: soap", worst)
     assert not torch.equal(params_of(model)[0], params_of(MLP())[0])
 
@@ -84,7 +91,7 @@ def test_a_preconditioned_vector_and_a_3d_tensor_follow_the_numpy_formula():
     sample = {"lr": 0.01, "precondition_1d": True, "precondition_frequency": 3, "weight_decay": 0.02}
     optimizer = optimlab.SOAP(params, **sample)
     assert_follows_numpy_formula(optimizer, params, ref.soap, CASE.hyperparams(sample), 60, rng)
-    assert set(optimizer.state[params[0]]) == {"step", "exp_avg", "exp_avg_sq", "left", "left_basis"}
+    assert set(optimizer.state[params[0]]) == {"step", "rotated_exp_avg", "exp_avg_sq", "left", "left_basis"}
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -27,13 +27,20 @@ class scale_by_soap(Transform):
               R_t = \beta_s R_{t-1} + (1-\beta_s)\, G_t^\top G_t, \qquad
               Q_L, Q_R \text{ eigenvectors of } L, R,
 
-    and Adam run in that basis, its first moment kept in the original one:
+    and Adam run in that basis:
 
     .. math:: M_t = \beta_1 M_{t-1} + (1-\beta_1) G_t, \quad G'_t = Q_L^\top G_t Q_R, \quad
               V_t = \beta_2 V_{t-1} + (1-\beta_2) G'^2_t,
 
     .. math:: u \leftarrow \frac{\sqrt{1-\beta_2^k}}{1-\beta_1^k}\;
               Q_L \frac{Q_L^\top M_t Q_R}{\sqrt{V_t} + \epsilon} Q_R^\top, \qquad k = t - 1 .
+
+    The paper keeps :math:`M` in the original basis and rotates it at every step; this keeps
+    it rotated, :math:`\tilde M = Q_L^\top M Q_R` (state ``rotated_exp_avg``:
+    :math:`\tilde M_t = \beta_1 \tilde M_{t-1} + (1-\beta_1) G'_t`, the same numbers while
+    the bases stand), and turns it into each refreshed basis,
+    :math:`\tilde M \leftarrow (Q_L'^\top Q_L) \tilde M (Q_R^\top Q_R')`: two products fewer per
+    step, four more per refresh.
 
     The first step only gathers :math:`L, R` and takes their eigenbases
     (``torch.linalg.eigh``); it updates nothing. After each later step :math:`L, R` take
@@ -54,7 +61,7 @@ class scale_by_soap(Transform):
     checks = {"betas": checks.betas, "shampoo_beta": _optional_decay_rate, "eps": checks.positive,
               "precondition_frequency": checks.positive_integer, "max_precondition_dim": checks.positive_integer,
               "precondition_1d": checks.boolean}
-    state_keys = ("exp_avg", "exp_avg_sq", "left", "right", "left_basis", "right_basis")
+    state_keys = ("rotated_exp_avg", "exp_avg_sq", "left", "right", "left_basis", "right_basis")
 
     def __init__(self, betas=(0.95, 0.95), shampoo_beta: float | None = None, eps: float = 1e-8,
                  precondition_frequency: int = 10, max_precondition_dim: int = 10000,
@@ -64,7 +71,7 @@ class scale_by_soap(Transform):
 
     def init(self, params, hyperparams):
         return two_sided_state(params, "SOAP", "basis", hyperparams["max_precondition_dim"],
-                               hyperparams["precondition_1d"])
+                               hyperparams["precondition_1d"], first_moment="rotated_exp_avg")
 
     def coefficients(self, hyperparams, step, state):
         beta1, beta2 = hyperparams["betas"]
@@ -87,17 +94,17 @@ class scale_by_soap(Transform):
                 for i in indices:
                     out[i] = torch.zeros_like(updates[i])
                 continue
-            exp_avg = batching.stacked(state["exp_avg"], indices, shape).lerp_(grad, 1 - beta1)
+            rotated = _project(grad, sides)
+            exp_avg = batching.stacked(state["rotated_exp_avg"], indices, shape).lerp_(rotated, 1 - beta1)
             # Out of place: without a basis on either side a projection is its input itself.
-            exp_avg_sq = batching.stacked(state["exp_avg_sq"], indices, shape).lerp_(
-                _project(grad, sides).square(), 1 - beta2)
-            direction = _project(exp_avg, sides) / exp_avg_sq.sqrt().add_(hyperparams["eps"])
+            exp_avg_sq = batching.stacked(state["exp_avg_sq"], indices, shape).lerp_(rotated.square(), 1 - beta2)
+            direction = exp_avg / exp_avg_sq.sqrt().add_(hyperparams["eps"])
             for i, u in zip(indices, batching.unstack(_project_back(direction, sides).mul_(step_size))):
                 out[i] = u.view_as(updates[i])
             _gather(grad, sides, statistics_weight)
             if refresh:
-                refreshed.extend((exp_avg_sq, dim, statistics, basis) for dim, (statistics, basis) in enumerate(sides)
-                                 if statistics is not None)
+                refreshed.extend((exp_avg, exp_avg_sq, dim, statistics, basis)
+                                 for dim, (statistics, basis) in enumerate(sides) if statistics is not None)
         statistics = [s for stack, _ in fresh for s in batching.unstack(stack.to(working_dtype(stack)))]
         bases = [b for _, stack in fresh for b in batching.unstack(stack)]
         for basis, (_, vectors) in zip(bases, by_shape(torch.linalg.eigh, statistics)):
@@ -116,25 +123,26 @@ def preconditioned_sides(p: torch.Tensor, limit: int, precondition_1d: bool) -> 
     return (rows if rows <= limit else None), (columns if columns <= limit else None)
 
 
-def two_sided_state(params, optimizer: str, derived: str, limit: int, precondition_1d: bool) -> dict:
-    """Adam's moments and, per preconditioned side, the statistics ``left``/``right`` and a
-    matrix ``{side}_{derived}`` made from them (None where a side keeps the identity), those
-    of same-shaped matrices slices of one stack each (`batching.zeros`); a complex parameter
-    raises ValueError naming ``optimizer``."""
-    keys = ("exp_avg", "exp_avg_sq", "left", "right", f"left_{derived}", f"right_{derived}")
+def two_sided_state(params, optimizer: str, derived: str, limit: int, precondition_1d: bool,
+                    first_moment: str = "exp_avg") -> dict:
+    """Adam's moments (``first_moment``, ``exp_avg_sq``) and, per preconditioned side, the
+    statistics ``left``/``right`` and a matrix ``{side}_{derived}`` made from them (None
+    where a side keeps the identity), those of same-shaped matrices slices of one stack each
+    (`batching.zeros`); a complex parameter raises ValueError naming ``optimizer``."""
+    keys = (first_moment, "exp_avg_sq", "left", "right", f"left_{derived}", f"right_{derived}")
     state: dict[str, list] = {key: [None] * len(params) for key in keys}
     for p in params:
         if p.is_complex():
             raise ValueError(f"params: {optimizer} takes real parameters only, got one of dtype {p.dtype}")
     for indices, shape in matrix_groups(params):
         like = params[indices[0]]
-        shapes = {"exp_avg": shape, "exp_avg_sq": shape}
+        shapes = {first_moment: shape, "exp_avg_sq": shape}
         for side, size in zip(("left", "right"), preconditioned_sides(like, limit, precondition_1d)):
             if size is not None:
                 shapes[side] = shapes[f"{side}_{derived}"] = (size, size)
         for key, buffer_shape in shapes.items():
             for i, buffer in zip(indices, batching.zeros(len(indices), buffer_shape, like)):
-                state[key][i] = buffer.view_as(params[i]) if key.startswith("exp_avg") else buffer
+                state[key][i] = buffer.view_as(params[i]) if key in (first_moment, "exp_avg_sq") else buffer
     return {key: params.wrap(value) for key, value in state.items()}
 
 
@@ -191,18 +199,22 @@ def working_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 def _refresh(refreshed) -> None:
-    r"""One power iteration and QR on each stack of bases, in place: :math:`Q \leftarrow
-    \operatorname{qr}(L Q)`, the columns in decreasing order of
-    :math:`\operatorname{diag}(Q^\top L Q)`, and the second moments' side ``dim`` permuted
-    with them (``refreshed``: (second moments, dim, statistics, bases), stacks)."""
+    r"""One power iteration and QR on each stack of bases, in place: :math:`Q' = \operatorname{qr}(L Q)`,
+    the columns in decreasing order of :math:`\operatorname{diag}(Q^\top L Q)`; the rotated
+    first moments turned into the new bases (side ``dim``: :math:`\tilde M \leftarrow
+    Q'^\top Q \tilde M`, or :math:`\tilde M Q^\top Q'`), the second moments permuted with
+    the columns (``refreshed``: (rotated first moments, second moments, dim, statistics,
+    bases), stacks)."""
     products, orders = [], []
-    for _, _, statistics, basis in refreshed:
+    for _, _, _, statistics, basis in refreshed:
         product = statistics @ basis
         orders.append(torch.argsort((basis * product).sum(-2), descending=True))
         products.append(product.gather(-1, orders[-1].unsqueeze(-2).expand_as(product)).to(working_dtype(product)))
     factors = iter(by_shape(torch.linalg.qr, [m for product in products for m in batching.unstack(product)]))
-    for (exp_avg_sq, dim, _, basis), order in zip(refreshed, orders):
-        for matrix in batching.unstack(basis):
-            matrix.copy_(next(factors)[0])
+    for (exp_avg, exp_avg_sq, dim, _, basis), order in zip(refreshed, orders):
+        new = batching.stack([next(factors)[0].to(basis.dtype) for _ in batching.unstack(basis)]).view_as(basis)
+        turn = new.mT @ basis
+        exp_avg.copy_(turn @ exp_avg if dim == 0 else exp_avg @ turn.mT)
+        basis.copy_(new)
         index = order.unsqueeze(-1 if dim == 0 else -2).expand_as(exp_avg_sq)
         exp_avg_sq.copy_(exp_avg_sq.gather(dim - 2, index))

@@ -4,8 +4,10 @@ decompositions one torch call per shape.
 SOAP, Shampoo and PSGD-Kron step each matrix by matrix products and decompositions whose
 arithmetic is per matrix. The matrices of one shape, dtype and device go to torch as one
 stack: one call (one launch on a GPU; on the CPU one dispatch, and torch's batched QR is
-10-30 % faster than a loop for 64-1024 wide matrices), whose results per matrix do not
-depend on the batch (a matrix alone is a stack of one). To stack without copying, the
+10-30 % faster than a loop for 64-1024 wide matrices). Products and decompositions of a
+stack agree with each matrix's own calls to rounding, not bit for bit (a batched product
+of small matrices takes another kernel; MKL rounds by where a matrix lies in memory), so
+a matrix alone keeps torch's 2-D calls (`stack`, `stacked`). To stack without copying, the
 per-parameter state of such a group is kept as the slices of one tensor per buffer
 (`zeros`); a checkpoint loaded without that layout is re-stacked once, at its first step
 (`stacked`).
@@ -115,7 +117,8 @@ def by_shape(function: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
     """``function(m)`` for each matrix ``m``, the matrices of one shape, dtype and device
     stacked into one call: ``function`` takes a matrix or a stack of them and returns a
     tuple of tensors batched as its input (``torch.linalg.eigh``, ``torch.linalg.qr``).
-    LAPACK factors each matrix of a stack by itself, so each result has its own call's bits."""
+    LAPACK factors each matrix of a stack by itself; the results agree with each matrix's
+    own call to rounding (MKL's rounding depends on a matrix's alignment in memory)."""
     results: list[tuple[torch.Tensor, ...]] = [()] * len(matrices)
     for indices in groups(matrices):
         if len(indices) == 1:

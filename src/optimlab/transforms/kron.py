@@ -119,8 +119,7 @@ class scale_by_kron(Transform):
                     state[f"factor_{i}"][index] = factor.copy_(initial)
             for index, buffer in zip(indices, batching.zeros(len(indices), like.shape, like)):
                 state["momentum_buffer"][index] = buffer
-        for index in range(len(params)):
-            state["probe_seed"][index] = _splitmix64(hyperparams["seed"] + index * _GOLDEN)
+        state["probe_seed"] = [_splitmix64(hyperparams["seed"] + index * _GOLDEN) for index in range(len(params))]
         return {key: params.wrap(value) for key, value in state.items()}
 
     def coefficients(self, hyperparams, step, state):
@@ -224,11 +223,16 @@ def _broadcast(x: torch.Tensor, batched: int) -> tuple[int, ...]:
     return (-1,) * batched + (1,) * (x.ndim - batched)
 
 
+def _diagonal(factor: torch.Tensor, x: torch.Tensor, axis: int, batched: int) -> torch.Tensor:
+    """A diagonal factor (or a stack of them) shaped to scale ``x`` along ``axis``."""
+    return factor.view([factor.size(0) if d < batched else -1 if d == axis else 1 for d in range(x.ndim)])
+
+
 def _along(x: torch.Tensor, dim: int, factor: torch.Tensor, batched: int) -> torch.Tensor:
     """``factor`` applied to side ``dim`` of ``x`` (a matrix: contracted with its columns)."""
     axis = dim + batched
     if factor.ndim == 1 + batched:
-        return x * factor.view([factor.size(0) if d < batched else -1 if d == axis else 1 for d in range(x.ndim)])
+        return x * _diagonal(factor, x, axis, batched)
     if x.ndim == 2 + batched:  # a matrix (or a stack): one product
         return factor @ x if dim == 0 else x @ factor.mT
     moved = x.movedim(axis, batched)
@@ -247,7 +251,7 @@ def _solve_along(x: torch.Tensor, dim: int, factor: torch.Tensor, batched: int) 
     """:math:`Q_i^{-\\top}` applied to side ``dim`` of ``x``."""
     axis = dim + batched
     if factor.ndim == 1 + batched:
-        return x / factor.view([factor.size(0) if d < batched else -1 if d == axis else 1 for d in range(x.ndim)])
+        return x / _diagonal(factor, x, axis, batched)
     if axis == x.ndim - 1 > 0:  # the last side of a matrix or more: the solve's own layout
         return torch.linalg.solve_triangular(factor, x, upper=True, left=False)
     moved = x.movedim(axis, -1)

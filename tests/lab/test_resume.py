@@ -10,10 +10,13 @@ import sys
 import time
 
 import pytest
+import sqlalchemy as sa
 from sweeping import (OPTIMIZERS, PROBLEM, STUDIES, TOTAL, bench, deterministic, done_count, environment, start,
                       wait_until)
 
-from optimlab.lab import store
+from optimlab.lab import store, sweep
+from optimlab.lab.optimizers import from_catalog
+from optimlab.lab.problems import get_problem
 
 
 def _items(db, timeout: float = 30) -> list[tuple]:
@@ -87,6 +90,28 @@ def test_a_kill_at_the_write_of_a_run_leaves_no_wrong_answer(tmp_path, reference
     # the killed worker's item is claimed until its lease ends; a short lease keeps the test short
     _finish(bench(url, tmp_path, "--workers", "1"), OPTIMLAB_LEASE_SECONDS=1)
     _assert_complete(url, db, reference)
+
+
+def test_a_store_being_made_is_never_seen_half_made(tmp_path):
+    """A second command that reads the store while the first is creating its tables sees either
+    no store or a whole one: the tables are one transaction."""
+    url = f"sqlite:///{tmp_path / 'optimlab.db'}"
+    maker, reader = store.Store(url), store.Store(url)
+    seen = []
+
+    def read_after(connection, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("CREATE"):
+            seen.append(reader.stored_plan())
+
+    sa.event.listen(maker.engine, "after_cursor_execute", read_after)
+    try:
+        sweep.prepare(maker, [(get_problem(PROBLEM), from_catalog("sgd"))], sweep.Plan(trials=3, seeds=2), False,
+                      "test")
+        assert seen and seen == [None] * len(seen)  # each read before the commit: no store yet, not an error
+        assert reader.stored_plan() == sweep.Plan(trials=3, seeds=2).to_dict()
+    finally:
+        maker.dispose()
+        reader.dispose()
 
 
 @pytest.mark.slow

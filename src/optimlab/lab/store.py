@@ -245,11 +245,19 @@ class Store:
         return self._retry(create)
 
     def _create_schema(self, connection: sa.Connection) -> None:
-        if self.sqlite:  # one CREATE ... IF NOT EXISTS is atomic under SQLite's write lock
-            for table in metadata.sorted_tables:
-                connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
-                for index in table.indexes:
-                    connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+        if self.sqlite:
+            # one transaction: a command reading the store meanwhile (`stored_plan`) sees all the
+            # tables or none, never some of them as a store made by another program
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                for table in metadata.sorted_tables:
+                    connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
+                    for index in table.indexes:
+                        connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
             return
         # PostgreSQL's catalog is not race-safe under IF NOT EXISTS alone: one creator at a time
         # (a session lock: a creator that dies releases it with its connection)

@@ -143,6 +143,8 @@ class Algo:
     rivals: dict[str, Rival] = field(default_factory=dict)  # library: its implementation, eager and compiled
     norm_reads: int = 0  # streams a norm pass must read before the step (a global clip, per-tensor ratios)
     read_only: int = 0  # of the buffers, those only read (Prodigy's x0)
+    # each tensor given as a 1 x n matrix: a rival that skips 1-D tensors does the algorithm's work
+    matrices: bool = False
 
 
 #: name: its row. A rival is given optimlab's hyperparameters where its own defaults differ.
@@ -176,7 +178,8 @@ ALGOS = {
     # ||u|| p, g, m, v; LARS's ||p||, ||g||; Cautious's mask count g and the inner state.
     "lamb": Algo(optimlab.LAMB, {"lr": 1e-3}, 2, norm_reads=4, rivals={
         "pytorch-optimizer": _pytorch_optimizer("Lamb", lr=1e-3)}),
-    "lars": Algo(optimlab.LARS, {"lr": 1e-3}, 1, norm_reads=2, rivals={
+    # pytorch-optimizer's LARS leaves 1-D tensors unscaled (momentum SGD, no norm pass)
+    "lars": Algo(optimlab.LARS, {"lr": 1e-3}, 1, norm_reads=2, matrices=True, rivals={
         "pytorch-optimizer": _pytorch_optimizer("LARS", lr=1e-3)}),
     "cautious_adamw": Algo(optimlab.CautiousAdamW, {"lr": 1e-3}, 2, norm_reads=3, rivals={
         "heavyball": _heavyball("AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-2, caution=True)}),
@@ -216,10 +219,11 @@ def model_sizes(kind: str) -> list[int]:
     return sizes
 
 
-def make_params(sizes, device, dtype=torch.float32):
+def make_params(sizes, device, dtype=torch.float32, matrices=False):
     """The parameters and their gradients, kept apart: each step sets ``.grad`` again
-    (heavyball sets it to None after its step)."""
-    params = [torch.randn(s, device=device, dtype=dtype, requires_grad=True) for s in sizes]
+    (heavyball sets it to None after its step); with ``matrices``, of shape 1 x size."""
+    shapes = [(1, s) if matrices else (s,) for s in sizes]
+    params = [torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for shape in shapes]
     return params, [torch.randn_like(p) * 1e-3 for p in params]
 
 
@@ -268,7 +272,7 @@ def bench_algo(name, sizes, steps, warmup, loop, triad, device, dtype=torch.floa
     impls, first_step, recompiling = {}, {}, []
 
     def add(label, make, compiled=False):
-        params, grads = make_params(sizes, device, dtype)
+        params, grads = make_params(sizes, device, dtype, algo.matrices)
         try:
             step = make(params)
             first_step[label], settled = first_steps(step, params, grads, compiled, sync)

@@ -63,6 +63,26 @@ def test_by_shape_is_each_matrixs_own_call():
             assert_close(list(got), list(function(matrix)), 1e-12, function.__name__)
 
 
+def test_by_shape_takes_stacks_and_batches_their_matrices_with_the_others():
+    generator = torch.Generator().manual_seed(2)
+    matrices = [torch.randn(5, 5, generator=generator) for _ in range(4)]
+    matrices = [m @ m.T + torch.eye(5) for m in matrices]
+    batch_sizes = []
+
+    def eigh(x):
+        batch_sizes.append(x.shape[:-2])
+        return torch.linalg.eigh(x)
+
+    inputs = [torch.stack(matrices[:2]), matrices[2], torch.stack(matrices[3:])]
+    results = by_shape(eigh, inputs)
+    assert batch_sizes == [(4,)]  # one call for the four 5 x 5 matrices
+    assert [tuple(part.shape) for part in results[0]] == [(2, 5), (2, 5, 5)]  # batched as its input
+    assert [tuple(part.shape) for part in results[1]] == [(5,), (5, 5)]
+    for got, matrix in zip([*zip(*(p.unbind() for p in results[0])), results[1], *zip(*(p.unbind() for p in results[2]))],
+                           matrices):
+        assert_close(list(got), list(torch.linalg.eigh(matrix)), 1e-12, "eigh")
+
+
 @pytest.mark.parametrize(("make", "shapes", "batches"), CASES, ids=IDS)
 def test_same_shaped_matrices_step_together_as_alone(make, shapes, batches, monkeypatch):
     together, alone = _params(shapes), _params(shapes)

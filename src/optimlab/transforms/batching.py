@@ -113,12 +113,15 @@ def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def by_shape(function: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
-             matrices: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
-    """``function(m)`` for each matrix ``m``, the matrices of one shape, dtype and device
-    stacked into one call: ``function`` takes a matrix or a stack of them and returns a
-    tuple of tensors batched as its input (``torch.linalg.eigh``, ``torch.linalg.qr``).
-    LAPACK factors each matrix of a stack by itself; the results agree with each matrix's
-    own call to rounding (MKL's rounding depends on a matrix's alignment in memory)."""
+             tensors: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+    """``function(t)`` for each ``t`` of ``tensors``, a matrix or a stack of same-shaped
+    ones (a `stack`), the matrices of one shape, dtype and device across all of them in one
+    call: ``function`` takes a matrix or a stack of them and returns a tuple of tensors
+    batched as its input (``torch.linalg.eigh``, ``torch.linalg.qr``); each result is batched
+    as its ``t``. LAPACK factors each matrix of a stack by itself; the results agree with
+    each matrix's own call to rounding (MKL's rounding depends on a matrix's alignment in memory)."""
+    items = [unstack(t) for t in tensors]
+    matrices = [m for matrices in items for m in matrices]
     results: list[tuple[torch.Tensor, ...]] = [()] * len(matrices)
     for indices in groups(matrices):
         if len(indices) == 1:
@@ -127,4 +130,9 @@ def by_shape(function: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
         stack = function(torch.stack([matrices[i] for i in indices]))
         for i, *parts in zip(indices, *(part.unbind() for part in stack)):
             results[i] = tuple(parts)
-    return results
+    batched, start = [], 0
+    for t, parts in zip(tensors, items):
+        own = results[start:start + len(parts)]
+        start += len(parts)
+        batched.append(own[0] if t.ndim == 2 else tuple(torch.stack(part) for part in zip(*own)))
+    return batched

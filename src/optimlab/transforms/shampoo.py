@@ -163,12 +163,11 @@ def _refresh_roots(refreshed, eps: float) -> None:
     of its ``statistics`` (``refreshed``: (statistics, roots, exponent)), the same-shaped
     ones of an exponent in one call (`by_shape`)."""
     for exponent in {exponent for _, _, exponent in refreshed}:
-        group = [(statistics, roots) for statistics, roots, e in refreshed if e == exponent]
-        matrices = [m for statistics, _ in group for m in batching.unstack(statistics.to(working_dtype(statistics)))]
-        results = iter(by_shape(lambda statistics: _inverse_root(statistics, exponent, eps), matrices))
-        for _, roots in group:
-            for root in batching.unstack(roots):
-                root.copy_(next(results)[0])
+        group = [(statistics.to(working_dtype(statistics)), roots) for statistics, roots, e in refreshed
+                 if e == exponent]
+        results = by_shape(lambda statistics: _inverse_root(statistics, exponent, eps), [s for s, _ in group])
+        for (_, roots), (root,) in zip(group, results):
+            roots.copy_(root)
 
 
 def _inverse_root(statistics: torch.Tensor, exponent: float, eps: float) -> tuple[torch.Tensor]:

@@ -105,10 +105,9 @@ class scale_by_soap(Transform):
             if refresh:
                 refreshed.extend((exp_avg, exp_avg_sq, dim, statistics, basis)
                                  for dim, (statistics, basis) in enumerate(sides) if statistics is not None)
-        statistics = [s for stack, _ in fresh for s in batching.unstack(stack.to(working_dtype(stack)))]
-        bases = [b for _, stack in fresh for b in batching.unstack(stack)]
-        for basis, (_, vectors) in zip(bases, by_shape(torch.linalg.eigh, statistics)):
-            basis.copy_(vectors.flip(1))  # in decreasing order of eigenvalue
+        statistics = [stack.to(working_dtype(stack)) for stack, _ in fresh]
+        for (_, basis), (_, vectors) in zip(fresh, by_shape(torch.linalg.eigh, statistics)):
+            basis.copy_(vectors.flip(-1))  # in decreasing order of eigenvalue
         _refresh(refreshed)
         return updates.wrap(out)
 
@@ -210,9 +209,9 @@ def _refresh(refreshed) -> None:
         product = statistics @ basis
         orders.append(torch.argsort((basis * product).sum(-2), descending=True))
         products.append(product.gather(-1, orders[-1].unsqueeze(-2).expand_as(product)).to(working_dtype(product)))
-    factors = iter(by_shape(torch.linalg.qr, [m for product in products for m in batching.unstack(product)]))
-    for (exp_avg, exp_avg_sq, dim, _, basis), order in zip(refreshed, orders):
-        new = batching.stack([next(factors)[0].to(basis.dtype) for _ in batching.unstack(basis)]).view_as(basis)
+    for (exp_avg, exp_avg_sq, dim, _, basis), order, (q, _) in zip(refreshed, orders,
+                                                                  by_shape(torch.linalg.qr, products)):
+        new = q.to(basis.dtype)
         turn = new.mT @ basis
         exp_avg.copy_(turn @ exp_avg if dim == 0 else exp_avg @ turn.mT)
         basis.copy_(new)
